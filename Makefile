@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make demo` (a whole simulated night)
+# and `make test` (the test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test docs bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet ".[test,docs,docker]"
+	touch $(STAMP)
+
+# Reinstall the package itself (not its dependencies) so the run uses this tree.
+install: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps --force-reinstall .
+
+demo: install
+	$(BIN)/ocd simulate_night
+
+test: install
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+docs: install
+	$(BIN)/sphinx-build -W -q -b html docs docs/_build/html
+
+bench: install
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info docs/_build .pytest_cache

@@ -1,0 +1,525 @@
+"""Layered configuration: the master file, a site file, then overrides.
+
+OCD reads its options in three layers, later ones winning:
+
+1. the master configuration shipped in the package (``ocd/data/ocd.cfg``),
+   which names every section and option that exists;
+2. the file given with ``--config`` (a missing file is skipped with a
+   warning: a night must not be lost to a typo in a path);
+3. overrides from the command line (and, while ``ocd run`` runs, from
+   ``ocd config send`` for the options that the master marks ``live: yes``).
+
+Only options of the master can be set: an unknown section or option in a
+layer is an error that names it, so a misspelt threshold never silently
+leaves the default in force. Values are strings until read through the
+typed getters, whose errors name the file, section, option and value.
+
+``${NAME}`` reads the environment variable NAME; ``$$`` is a literal ``$``.
+The environment is never injected as configparser's DEFAULT section.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+MASTER_NAME = "ocd.cfg"
+DEFAULT_LOCAL_CONFIG = "ocd.cfg"
+COMMAND_LINE = "command line"
+LIVE_UPDATE = "ocd config send"
+
+
+class ConfigError(Exception):
+    """A configuration problem, with where it is (file, section, option)."""
+
+
+def master_path() -> Path:
+    """Path of the master configuration shipped with the package."""
+    return Path(str(resources.files("ocd").joinpath("data", MASTER_NAME)))
+
+
+def master_text() -> str:
+    return master_path().read_text(encoding="utf-8")
+
+
+_ENV_RE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+
+
+class EnvInterpolation(configparser.Interpolation):
+    """``${NAME}`` from the process environment, ``$$`` for ``$``.
+
+    A ``$`` followed by anything else is an error, so that a forgotten brace
+    does not pass through as a literal.
+    """
+
+    def before_get(self, parser, section, option, value, defaults):  # type: ignore[override]
+        return expand_environment(value, section, option, os.environ)
+
+    def before_set(self, parser, section, option, value):  # type: ignore[override]
+        # Validate early so a bad override fails where it is given.
+        expand_environment(value, section, option, {}, check_only=True)
+        return value
+
+
+def expand_environment(
+    value: str,
+    section: str,
+    option: str,
+    environ: Mapping[str, str],
+    check_only: bool = False,
+) -> str:
+    out: list[str] = []
+    pos = 0
+    for match in _ENV_RE.finditer(value):
+        before = value[pos : match.start()]
+        if "$" in before:
+            raise ConfigError(
+                f"[{section}] {option}: bad '$' in {value!r}: use ${{NAME}} or $$"
+            )
+        out.append(before)
+        name = match.group(1)
+        if name is None:
+            out.append("$")
+        elif check_only:
+            out.append(match.group(0))
+        elif name in environ:
+            out.append(environ[name])
+        else:
+            raise ConfigError(
+                f"[{section}] {option}: environment variable {name} is not set"
+                f" (value {value!r})"
+            )
+        pos = match.end()
+    rest = value[pos:]
+    if "$" in rest:
+        raise ConfigError(
+            f"[{section}] {option}: bad '$' in {value!r}: use ${{NAME}} or $$"
+        )
+    out.append(rest)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class OptionDoc:
+    """One option of the master file with the comment written above it."""
+
+    section: str
+    option: str
+    default: str
+    help: str
+    unit: str
+    live: bool
+
+
+_META_RE = re.compile(r"^unit:\s*(?P<unit>.*?);\s*live:\s*(?P<live>yes|no)\s*$")
+
+
+def parse_option_docs(text: str) -> list[OptionDoc]:
+    """Read the descriptions and ``unit: ...; live: ...`` lines of a config text.
+
+    The master file is the one source of truth for what an option means and
+    whether it may change at run time; the docs and ``config send`` both
+    read it through this function.
+    """
+    docs: list[OptionDoc] = []
+    section = None
+    comments: list[str] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            comments = []
+            continue
+        if line.startswith("#"):
+            comments.append(line[1:].strip())
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            comments = []
+            continue
+        if "=" in line and section is not None:
+            option, _, default = line.partition("=")
+            meta = _META_RE.match(comments[-1]) if comments else None
+            if meta is None:
+                raise ConfigError(
+                    f"{MASTER_NAME}, line {lineno}: option [{section}] "
+                    f"{option.strip()} lacks its 'unit: ...; live: ...' comment"
+                )
+            docs.append(
+                OptionDoc(
+                    section=section,
+                    option=option.strip(),
+                    default=default.strip(),
+                    help=" ".join(comments[:-1]),
+                    unit=meta["unit"],
+                    live=meta["live"] == "yes",
+                )
+            )
+            comments = []
+    return docs
+
+
+def _new_parser() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(
+        interpolation=EnvInterpolation(),
+        default_section="__no_defaults__",
+        inline_comment_prefixes=None,
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    return parser
+
+
+_TRUE = {"yes", "true", "on", "1"}
+_FALSE = {"no", "false", "off", "0"}
+_LIST_SPLIT = re.compile(r"[\s,]+")
+
+
+def split_list(value: str) -> list[str]:
+    """Split a whitespace- or comma-separated list; empty gives []."""
+    return [item for item in _LIST_SPLIT.split(value.strip()) if item]
+
+
+class Config:
+    """The configuration of one OCD program: layered, typed, validated.
+
+    One instance is made at start and passed down; nothing reads options
+    from module-level state.
+    """
+
+    def __init__(self) -> None:
+        self._parser = _new_parser()
+        self._origin: dict[tuple[str, str], str] = {}
+        self.files_read: list[str] = []
+        self.warnings: list[str] = []
+        self._docs = {(d.section, d.option): d for d in parse_option_docs(master_text())}
+        self._read_layer(master_text(), str(master_path()), allow_new=True)
+
+    # -- building -----------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        config_file: str | None = None,
+        overrides: Iterable[tuple[str, str, str]] = (),
+    ) -> "Config":
+        """Master, then ``config_file`` (when given and present), then overrides."""
+        config = cls()
+        if config_file:
+            config.read_file(config_file)
+        for section, option, value in overrides:
+            config.set(section, option, value, origin=COMMAND_LINE)
+        config.validate()
+        return config
+
+    def read_file(self, path: str | os.PathLike[str]) -> None:
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            message = f"configuration file {path!r} does not exist: skipped"
+            self.warnings.append(message)
+            print(f"WARNING: {message}", file=sys.stderr)
+            return
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration file {path!r}: {exc}") from exc
+        self._read_layer(text, path, allow_new=False)
+        self.files_read.append(path)
+
+    def _read_layer(self, text: str, origin: str, allow_new: bool) -> None:
+        layer = _new_parser()
+        try:
+            layer.read_string(text, source=origin)
+        except configparser.Error as exc:
+            raise ConfigError(f"{origin}: {exc}") from exc
+        for section in layer.sections():
+            if not allow_new and not self._parser.has_section(section):
+                raise ConfigError(f"{origin}: unknown section [{section}]")
+            if allow_new and not self._parser.has_section(section):
+                self._parser.add_section(section)
+            for option in layer.options(section):
+                if not allow_new and not self._parser.has_option(section, option):
+                    raise ConfigError(
+                        f"{origin}: unknown option {option!r} in section [{section}]"
+                    )
+                raw = layer.get(section, option, raw=True)
+                self._set_raw(section, option, raw, origin)
+
+    def set(self, section: str, option: str, value: str, origin: str = COMMAND_LINE) -> None:
+        """Override one existing option (command line or live update)."""
+        if not self._parser.has_section(section):
+            raise ConfigError(f"{origin}: cannot override [{section}] {option}: no section [{section}]")
+        if not self._parser.has_option(section, option):
+            raise ConfigError(
+                f"{origin}: cannot override [{section}] {option}: "
+                f"section [{section}] has no option {option!r}"
+            )
+        self._set_raw(section, option, value, origin)
+
+    def _set_raw(self, section: str, option: str, value: str, origin: str) -> None:
+        try:
+            self._parser.set(section, option, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from exc
+        self._origin[(section, option)] = origin
+
+    def copy(self) -> "Config":
+        """An independent copy (a live update is validated on a copy first)."""
+        new = Config.__new__(Config)
+        new._parser = _new_parser()
+        new._parser.read_dict(
+            {s: {o: self._parser.get(s, o, raw=True) for o in self._parser.options(s)}
+             for s in self._parser.sections()}
+        )
+        new._origin = dict(self._origin)
+        new.files_read = list(self.files_read)
+        new.warnings = list(self.warnings)
+        new._docs = self._docs
+        return new
+
+    # -- introspection -----------------------------------------------------
+    def sections(self) -> list[str]:
+        return self._parser.sections()
+
+    def options(self, section: str) -> list[str]:
+        return self._parser.options(section)
+
+    def has_option(self, section: str, option: str) -> bool:
+        return self._parser.has_option(section, option)
+
+    def origin(self, section: str, option: str) -> str:
+        return self._origin.get((section, option), "?")
+
+    def doc(self, section: str, option: str) -> OptionDoc | None:
+        return self._docs.get((section, option))
+
+    def is_live(self, section: str, option: str) -> bool:
+        """May ``ocd config send`` change this option while OCD runs?"""
+        doc = self._docs.get((section, option))
+        return bool(doc and doc.live)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {s: {o: self._parser.get(s, o, raw=True) for o in self._parser.options(s)}
+                for s in self._parser.sections()}
+
+    # -- typed access ------------------------------------------------------
+    def _where(self, section: str, option: str, value: str) -> str:
+        return f"{self.origin(section, option)}: [{section}] {option} = {value!r}"
+
+    def _raw(self, section: str, option: str) -> str:
+        if not self._parser.has_option(section, option):
+            raise ConfigError(f"no option [{section}] {option} in the configuration")
+        try:
+            return self._parser.get(section, option)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.origin(section, option)}: {exc}") from exc
+
+    def _convert(self, section: str, option: str, kind: str, convert: Callable[[str], T]) -> T:
+        value = self._raw(section, option)
+        try:
+            return convert(value)
+        except (ValueError, TypeError) as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            raise ConfigError(
+                f"{self._where(section, option, value)}: expected {kind}{detail}"
+            ) from exc
+
+    def get_str(self, section: str, option: str) -> str:
+        return self._raw(section, option).strip()
+
+    def get_int(self, section: str, option: str) -> int:
+        return self._convert(section, option, "an integer", lambda v: int(v.strip()))
+
+    def get_float(self, section: str, option: str) -> float:
+        def convert(value: str) -> float:
+            number = float(value.strip())
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError("not a finite number")
+            return number
+
+        return self._convert(section, option, "a number", convert)
+
+    def get_bool(self, section: str, option: str) -> bool:
+        def convert(value: str) -> bool:
+            v = value.strip().lower()
+            if v in _TRUE:
+                return True
+            if v in _FALSE:
+                return False
+            raise ValueError("")
+
+        return self._convert(section, option, "yes or no", convert)
+
+    def get_list(self, section: str, option: str) -> list[str]:
+        return split_list(self._raw(section, option))
+
+    def get_float_list(self, section: str, option: str, length: int | None = None) -> list[float]:
+        def convert(value: str) -> list[float]:
+            numbers = [float(v) for v in split_list(value)]
+            if length is not None and len(numbers) != length:
+                raise ValueError(f"{length} numbers needed, got {len(numbers)}")
+            return numbers
+
+        return self._convert(section, option, "a list of numbers", convert)
+
+    def get_urls(self, section: str, option: str) -> list[str]:
+        def convert(value: str) -> list[str]:
+            urls = split_list(value)
+            for url in urls:
+                if not re.match(r"^(tcp|ipc|inproc|pgm|epgm)://\S+$", url):
+                    raise ValueError(f"{url!r} is not a ZeroMQ URL such as tcp://127.0.0.1:5555")
+            return urls
+
+        return self._convert(section, option, "a list of ZeroMQ URLs", convert)
+
+    def get_url_at(self, option: str, index_section: str, index_option: str) -> str:
+        """The ``[urls] option`` URL picked by a 0-based index option."""
+        urls = self.get_urls("urls", option)
+        index = self.get_int(index_section, index_option)
+        if not 0 <= index < len(urls):
+            raise ConfigError(
+                f"{self._where(index_section, index_option, str(index))}: index out of "
+                f"range for [urls] {option}, which has {len(urls)} URL(s): {urls}"
+            )
+        return urls[index]
+
+    def get_path(self, section: str, option: str) -> Path | None:
+        value = self.get_str(section, option)
+        return Path(os.path.expanduser(value)) if value else None
+
+    def get_json(self, section: str, option: str) -> Any:
+        return self._convert(section, option, "JSON", json.loads)
+
+    def get_choice(self, section: str, option: str, choices: Iterable[str]) -> str:
+        allowed = list(choices)
+
+        def convert(value: str) -> str:
+            v = value.strip()
+            if v not in allowed:
+                raise ValueError(f"one of {', '.join(allowed)}")
+            return v
+
+        return self._convert(section, option, "a choice", convert)
+
+    def get_command(self, section: str, option: str) -> list[str]:
+        return self._convert(section, option, "a command line", shlex.split)
+
+    # -- validation --------------------------------------------------------
+    def validate(self) -> None:
+        """Read every option whose type is known, so a bad value fails at start."""
+        for (section, option), kind in _TYPES.items():
+            if self.has_option(section, option):
+                kind(self, section, option)
+
+
+def _nonneg(getter: Callable[[Config, str, str], float]) -> Callable[[Config, str, str], float]:
+    def check(config: Config, section: str, option: str) -> float:
+        value = getter(config, section, option)
+        if value < 0:
+            raise ConfigError(
+                f"{config._where(section, option, str(value))}: expected a value >= 0"
+            )
+        return value
+
+    return check
+
+
+def _choice(*choices: str) -> Callable[[Config, str, str], str]:
+    return lambda c, s, o: c.get_choice(s, o, choices)
+
+
+_INT = Config.get_int
+_FLOAT = Config.get_float
+_BOOL = Config.get_bool
+_URLS = Config.get_urls
+_POS_INT = _nonneg(Config.get_int)
+_POS_FLOAT = _nonneg(Config.get_float)
+
+#: The type of every option that has one; ``validate`` and live updates use it.
+_TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
+    ("general", "alert_after"): _POS_FLOAT,
+    ("general", "log_level"): _choice("debug", "info", "warn", "error", "critical"),
+    ("general", "alert_command"): Config.get_command,
+    ("urls", "event_urls"): _URLS,
+    ("urls", "ocd_db_replay"): _URLS,
+    ("urls", "ocd_main_loop"): _URLS,
+    ("urls", "ocd_allow_hetdex"): _URLS,
+    ("urls", "ocd_config"): _URLS,
+    ("urls", "ocd_run_shot"): _URLS,
+    ("topics", "auto_subscribe"): _BOOL,
+    ("run", "n_ocd_main_loop"): _POS_INT,
+    ("run", "n_ocd_run_shot"): _POS_INT,
+    ("config", "n_ocd_config"): _POS_INT,
+    ("allow_hetdex", "n_ocd_allow_hetdex"): _POS_INT,
+    ("run_shot", "n_ocd_run_shot"): _POS_INT,
+    ("run_shot", "dither_with_probes"): _BOOL,
+    ("run_shot", "wait_last_write"): _BOOL,
+    ("run_shot", "exptimes"): lambda c, s, o: c.get_float_list(s, o, 3),
+    ("run_shot", "syscmd_command"): Config.get_command,
+    ("run_shot", "dither_command"): Config.get_command,
+    ("run_shot", "syscmd_timeout"): _POS_FLOAT,
+    ("run_shot", "dither_timeout"): _POS_FLOAT,
+    ("run_shot", "kill_grace"): _POS_FLOAT,
+    ("run_shot", "last_write_quiet"): _POS_FLOAT,
+    ("run_shot", "last_write_timeout"): _POS_FLOAT,
+    ("db_replay", "progress_interval"): _POS_FLOAT,
+    ("docker_mysql", "port"): _POS_INT,
+    ("docker_mysql", "start_timeout"): _POS_FLOAT,
+    ("database", "backend"): _choice("mysql", "sqlite"),
+    ("database", "port"): _POS_INT,
+    ("database", "first_obsnum"): _INT,
+    ("database", "timeout"): _POS_FLOAT,
+    ("decision", "tcs_timeout"): _POS_FLOAT,
+    ("decision", "weather_timeout"): _POS_FLOAT,
+    ("decision", "max_humidity"): _FLOAT,
+    ("decision", "max_wind"): _FLOAT,
+    ("decision", "require_shutter"): _BOOL,
+    ("decision", "fwhm_window"): _POS_FLOAT,
+    ("decision", "max_fwhm"): _POS_FLOAT,
+    ("decision", "default_fwhm"): _POS_FLOAT,
+    ("decision", "min_transparency"): _FLOAT,
+    ("decision", "default_transparency"): _FLOAT,
+    ("decision", "report_interval"): _POS_FLOAT,
+    ("decision", "decide_interval"): _POS_FLOAT,
+    ("decision", "shot_grace"): _POS_FLOAT,
+    ("scheduler", "max_sun_alt"): _FLOAT,
+    ("scheduler", "half_width"): _POS_FLOAT,
+    ("scheduler", "overhead"): _POS_FLOAT,
+    ("dates", "clock"): _choice("tcs", "system"),
+}
+
+
+def register_type(section: str, option: str, check: Callable[[Config, str, str], Any]) -> None:
+    """Let a module declare the type of an option it owns (checked at start)."""
+    _TYPES[(section, option)] = check
+
+
+def apply_live_update(config: Config, section: str, option: str, value: str) -> tuple[bool, str]:
+    """Validate and apply one ``ocd config send`` update; never half-applies.
+
+    Returns ``(applied, message)``: the message says what changed or why not.
+    """
+    if not config.has_option(section, option):
+        return False, f"unknown option [{section}] {option}"
+    if not config.is_live(section, option):
+        return False, f"[{section}] {option} cannot be changed while OCD runs (live: no)"
+    trial = config.copy()
+    try:
+        trial.set(section, option, value, origin=LIVE_UPDATE)
+        check = _TYPES.get((section, option))
+        if check is not None:
+            check(trial, section, option)
+        else:
+            trial.get_str(section, option)
+    except ConfigError as exc:
+        return False, str(exc)
+    old = config._parser.get(section, option, raw=True)
+    config.set(section, option, value, origin=LIVE_UPDATE)
+    return True, f"[{section}] {option}: {old!r} -> {value!r}"

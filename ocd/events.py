@@ -1,0 +1,257 @@
+"""Events: the values that move between the TCS, ``ocd run`` and the tools.
+
+On the wire an event is a two-frame ZeroMQ message: the topic
+``system.source.key`` (UTF-8) and a JSON object that carries the six
+bookkeeping keys ``__system __source __key __data_time __wire_time __data``
+(see ``docs/spec/events.rst``). Everything here is pure: frames in, an
+:class:`Event` or a :class:`MalformedEvent` out, and back.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
+
+BOOKKEEPING = ("__system", "__source", "__key", "__data_time", "__wire_time", "__data")
+
+
+class UrlKind(str, enum.Enum):
+    """The kind of URL an event arrived on; each kind carries its own topics."""
+
+    TCS = "tcs"
+    REPLAY = "replay"
+    ALLOW_HETDEX = "allow_hetdex"
+    CONFIG = "config"
+    RUN_SHOT = "run_shot"
+    MAIN_LOOP = "main_loop"
+
+    @property
+    def is_telescope(self) -> bool:
+        """TCS and replay URLs carry telescope events (and advance OCD's clock)."""
+        return self in (UrlKind.TCS, UrlKind.REPLAY)
+
+
+class MalformedEvent(ValueError):
+    """A message that is not an event; ``kind`` names the reason for counting."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Event:
+    """One parsed event. ``payload`` keeps every field, ``__*`` included."""
+
+    topic: str
+    payload: Mapping[str, Any]
+    data_time: float
+    wire_time: float
+    url_kind: UrlKind | None = None
+    url: str | None = field(default=None, compare=False)
+
+    @property
+    def system(self) -> str:
+        return self.topic.split(".", 2)[0]
+
+    @property
+    def source(self) -> str:
+        return self.topic.split(".", 2)[1]
+
+    @property
+    def key(self) -> str:
+        return self.topic.split(".", 2)[2]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.payload.get(name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.payload[name]
+
+
+def split_topic(topic: str) -> tuple[str, str, str]:
+    """``system.source.key`` (``key`` may contain dots); raises ValueError."""
+    parts = topic.split(".", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"topic {topic!r} is not system.source.key")
+    return parts[0], parts[1], parts[2]
+
+
+def parse_time(value: Any) -> float:
+    """A time as sent on the wire (number, numeric string, ISO 8601) -> epoch s.
+
+    ISO strings without a zone are UTC. Raises ValueError for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"time {value!r} is a boolean")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"time {value!r} is neither a number nor ISO 8601") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            number = parsed.timestamp()
+    else:
+        raise ValueError(f"time {value!r} is not a number or a string")
+    if not math.isfinite(number):
+        raise ValueError(f"time {value!r} is not finite")
+    return number
+
+
+def parse_frames(
+    frames: Sequence[bytes], url_kind: UrlKind | None = None, url: str | None = None
+) -> Event:
+    """Two ZeroMQ frames -> :class:`Event`; raises :class:`MalformedEvent`."""
+    if len(frames) != 2:
+        raise MalformedEvent("frame_count", f"expected 2 frames, got {len(frames)}")
+    try:
+        topic = frames[0].decode("utf-8")
+        text = frames[1].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent("bad_utf8", f"frame is not UTF-8: {exc}") from None
+    try:
+        split_topic(topic)
+    except ValueError as exc:
+        raise MalformedEvent("bad_topic", str(exc)) from None
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise MalformedEvent("bad_json", f"{topic}: payload is not JSON: {exc}") from None
+    return event_from_payload(topic, payload, url_kind, url)
+
+
+def event_from_payload(
+    topic: str, payload: Any, url_kind: UrlKind | None = None, url: str | None = None
+) -> Event:
+    """Validate a decoded payload and build the event."""
+    if not isinstance(payload, dict):
+        raise MalformedEvent("not_object", f"{topic}: payload is not a JSON object")
+    missing = [k for k in BOOKKEEPING if k not in payload]
+    if missing:
+        raise MalformedEvent("missing_key", f"{topic}: missing {', '.join(missing)}")
+    try:
+        data_time = parse_time(payload["__data_time"])
+        wire_time = parse_time(payload["__wire_time"])
+    except ValueError as exc:
+        raise MalformedEvent("bad_time", f"{topic}: {exc}") from None
+    fields = dict(payload)
+    if url_kind is not None and url_kind.is_telescope:
+        fields = normalise_tcs_fields(topic, fields)
+    return Event(topic, MappingProxyType(fields), data_time, wire_time, url_kind, url)
+
+
+# -- TCS fields that OCD reads (events.md, section 2) -------------------------
+
+_NUMBER = "number"
+_BOOL = "bool"
+_STR = "str"
+
+#: For each TCS topic OCD consumes, the fields it needs and their types.
+TCS_FIELDS: dict[str, dict[str, str]] = {
+    "tcs.receiver.heartbeat": {},
+    "tcs.root.ra_dec": {"ra": _NUMBER, "dec": _NUMBER, "az": _NUMBER, "dir": _STR, "tracking": _BOOL},
+    "pas.Guider1.metrology_data": {"fwhm": _NUMBER, "transparency": _NUMBER, "valid": _BOOL},
+    "pas.Guider2.metrology_data": {"fwhm": _NUMBER, "transparency": _NUMBER, "valid": _BOOL},
+    "legacy.weather.status": {"humidity": _NUMBER, "wind_speed": _NUMBER, "ambtemp": _NUMBER, "dewpoint": _NUMBER},
+    "legacy.shutter.status": {"state": _STR},
+}
+
+#: The topics ``--auto-subscribe yes`` subscribes to.
+TCS_TOPICS: tuple[str, ...] = tuple(TCS_FIELDS)
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    if kind == _NUMBER:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+        if isinstance(value, str):
+            number = float(value.strip())
+            if not math.isfinite(number):
+                raise ValueError
+            return number
+        raise ValueError
+    if kind == _BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip() in ("True", "true", "False", "false"):
+            return value.strip() in ("True", "true")
+        raise ValueError
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def normalise_tcs_fields(topic: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Coerce the fields OCD needs (numeric strings, True/False strings).
+
+    A needed field that is missing or of the wrong type makes the event
+    malformed; fields OCD does not read are kept as they are.
+    """
+    wanted = TCS_FIELDS.get(topic)
+    if not wanted:
+        return fields
+    for name, kind in wanted.items():
+        if name not in fields:
+            raise MalformedEvent("missing_field", f"{topic}: missing field {name!r}")
+        try:
+            fields[name] = _coerce(fields[name], kind)
+        except (ValueError, TypeError):
+            raise MalformedEvent(
+                "bad_field", f"{topic}: field {name!r} = {fields[name]!r} is not a {kind}"
+            ) from None
+    return fields
+
+
+# -- writing ----------------------------------------------------------------
+
+
+def make_payload(topic: str, fields: Mapping[str, Any], data_time: float, wire_time: float) -> dict[str, Any]:
+    """The payload of an event OCD writes: ``fields`` plus the six ``__*`` keys."""
+    system, source, key = split_topic(topic)
+    payload = dict(fields)
+    payload.update(
+        __system=system,
+        __source=source,
+        __key=key,
+        __data_time=float(data_time),
+        __wire_time=float(wire_time),
+        __data=False,
+    )
+    return payload
+
+
+def make_event(topic: str, fields: Mapping[str, Any], data_time: float, wire_time: float) -> Event:
+    payload = make_payload(topic, fields, data_time, wire_time)
+    return Event(topic, MappingProxyType(payload), float(data_time), float(wire_time))
+
+
+def to_frames(event: Event) -> list[bytes]:
+    """The two frames of an event (never txZMQ's NUL-joined single frame)."""
+    return [
+        event.topic.encode("utf-8"),
+        json.dumps(dict(event.payload), separators=(",", ":"), default=_json_default).encode("utf-8"),
+    ]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

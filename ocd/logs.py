@@ -1,0 +1,55 @@
+"""Logging through ``twisted.logger`` only.
+
+Readable lines on stderr for a person at the console, filtered by
+``[general] log_level``; every event as JSON in ``[general] json_log`` when
+set, which ``twisted.logger.eventsFromJSONLogFile`` reads back.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import IO
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+
+from ocd.config import Config
+
+_started = False
+
+
+def level_observer(observer: ILogObserver, level_name: str) -> ILogObserver:
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level_name))
+    return FilteringLogObserver(observer, [predicate])
+
+
+def observers_for(config: Config, stream: IO[str] | None = None) -> list[ILogObserver]:
+    """The observers a program of OCD logs to, from its configuration."""
+    stream = stream if stream is not None else sys.stderr
+    observers: list[ILogObserver] = [
+        level_observer(textFileLogObserver(stream), config.get_str("general", "log_level"))
+    ]
+    path = config.get_path("general", "json_log")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        observers.append(jsonFileLogObserver(io.open(path, "a", encoding="utf-8")))
+    return observers
+
+
+def start_logging(config: Config, stream: IO[str] | None = None) -> None:
+    """Begin global logging once per process (later calls do nothing)."""
+    global _started
+    if _started:
+        return
+    _started = True
+    globalLogBeginner.beginLoggingTo(
+        observers_for(config, stream), discardBuffer=False, redirectStandardIO=False
+    )

@@ -1,0 +1,1 @@
+"""ZeroMQ adapters: sockets only, frames in, events out (and back)."""

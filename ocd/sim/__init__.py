@@ -1,0 +1,1 @@
+"""Simulation: sample nights, stand-in programs and the simulated night."""
