@@ -413,7 +413,11 @@ class Config:
 
     # -- validation --------------------------------------------------------
     def validate(self) -> None:
-        """Read every option whose type is known, so a bad value fails at start."""
+        """Read every option, typed when its type is known, so a bad value
+        (or an unset ``${NAME}``) fails at start, not in the middle of a night."""
+        for section in self.sections():
+            for option in self.options(section):
+                self._raw(section, option)
         for (section, option), kind in _TYPES.items():
             if self.has_option(section, option):
                 kind(self, section, option)
