@@ -31,8 +31,14 @@ def level_observer(observer: ILogObserver, level_name: str) -> ILogObserver:
     return FilteringLogObserver(observer, [predicate])
 
 
-def observers_for(config: Config, stream: IO[str] | None = None) -> list[ILogObserver]:
-    """The observers a program of OCD logs to, from its configuration."""
+def observers_for(
+    config: Config, stream: IO[str] | None = None, opened: list[IO[str]] | None = None
+) -> list[ILogObserver]:
+    """The observers a program of OCD logs to, from its configuration.
+
+    The JSON log file, when one is opened, is appended to ``opened`` so that
+    a caller with a shorter life than the process (a test) can close it.
+    """
     stream = stream if stream is not None else sys.stderr
     observers: list[ILogObserver] = [
         level_observer(textFileLogObserver(stream), config.get_str("general", "log_level"))
@@ -40,7 +46,10 @@ def observers_for(config: Config, stream: IO[str] | None = None) -> list[ILogObs
     path = config.get_path("general", "json_log")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        observers.append(jsonFileLogObserver(io.open(path, "a", encoding="utf-8")))
+        json_file = io.open(path, "a", encoding="utf-8")
+        if opened is not None:
+            opened.append(json_file)
+        observers.append(jsonFileLogObserver(json_file))
     return observers
 
 
