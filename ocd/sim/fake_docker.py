@@ -71,7 +71,7 @@ class FakeDockerEngine:
             os.unlink(self.socket_path)
         self._server = _Server(self.socket_path, _Handler)
         self._server.engine = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="fake-docker", daemon=True)
         self._thread.start()
         return self
