@@ -1,12 +1,61 @@
-"""``ocd allow_hetdex``: not implemented yet."""
+"""``ocd allow_hetdex start|stop``: arm or disarm OCD (events.md 3.2).
+
+Binds the ``ocd_allow_hetdex`` URL picked by ``-N``, shakes hands with the
+main loop, sends ``ocd.states.hetdex_allowed`` and waits for the
+``ocd.states.hetdex_allowed_changed`` with the same ``id``. ``start`` also
+clears ``failed_shot``; the answer's reason says so.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from ocd.commands import not_available
+from twisted.internet.defer import Deferred, inlineCallbacks
+
+from ocd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from ocd.config import Config
+from ocd.commands.config_send import reach_main_loop, warn_both_sources
+
+REQUEST = "ocd.states.hetdex_allowed"
+ANSWER = "ocd.states.hetdex_allowed_changed"
+
+
+@inlineCallbacks
+def allow(config: Config, action: str, attempts: int, interval: float, reactor: Any,
+          out: Any = None) -> Deferred:
+    """Fires with the exit status; messages for a person go to ``out``."""
+    out = out if out is not None else sys.stderr
+    want = action == "start"
+    bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
+    bus, client = yield reach_main_loop(config, bind_url, attempts, interval, reactor, out,
+                                        "ocd allow_hetdex")
+    if client is None:
+        return EXIT_UNREACHABLE
+    try:
+        answer = yield client.request(REQUEST, {"allow": want, "reason": f"ocd allow_hetdex {action}"},
+                                      ANSWER, attempts, interval)
+    finally:
+        client.close()
+        bus.close()
+    if answer is None:
+        print(f"ocd allow_hetdex: the main loop answered the heartbeat but not the request "
+              f"after {attempts} attempt(s)", file=out)
+        return EXIT_UNREACHABLE
+    allowed = answer.get("allowed")
+    reason = answer.get("reason", "")
+    state = "allowed" if allowed else "not allowed"
+    if allowed is want:
+        print(f"ocd allow_hetdex {action}: HETDEX shots {state} ({reason})", file=out)
+        return EXIT_OK
+    print(f"ocd allow_hetdex {action}: refused, HETDEX shots still {state}: {reason}", file=out)
+    return EXIT_FAILED
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    return not_available("allow_hetdex")
+    from ocd.control import run_on_reactor
+
+    warn_both_sources(config, "allow_hetdex")
+    return run_on_reactor(
+        lambda reactor: allow(config, args.action, args.max_attempts, args.interval, reactor))

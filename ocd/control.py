@@ -1,0 +1,165 @@
+"""How a subcommand reaches the main loop (events.md 3.1 to 3.3).
+
+A subcommand binds its own PUB (the URL its ``-N`` picks), subscribes to
+every ``ocd_main_loop`` URL, and first sends ``ocd.heartbeat.enquiry``
+until the reply with its ``id`` comes back: only then are both directions
+known to be connected (ZeroMQ drops what a PUB sends before a SUB has
+joined). Then it sends its request, with a fresh ``id``, once per attempt,
+and waits for the answer that echoes that ``id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ocd.events import Event, UrlKind, make_event
+from ocd.protocols.zmq import Bus, EventPublisher, EventSubscriber
+
+HEARTBEAT_ENQUIRY = "ocd.heartbeat.enquiry"
+HEARTBEAT_REPLY = "ocd.heartbeat.reply"
+
+log = Logger(namespace="ocd.control")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ControlClient:
+    """A PUB bound on ``bind_urls`` and a SUB on the main loop's URLs."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        bind_urls: Sequence[str],
+        main_loop_urls: Sequence[str],
+        reactor: Any = None,
+    ) -> None:
+        self._reactor = reactor if reactor is not None else bus.reactor
+        self._waiting: dict[tuple[str, str], Callable[[Event], None]] = {}
+        self.publisher: EventPublisher = bus.publisher(bind_urls)
+        try:
+            self.subscriber: EventSubscriber = bus.subscriber(
+                main_loop_urls, UrlKind.MAIN_LOOP, ["ocd."], self._on_event
+            )
+        except Exception:
+            self.publisher.close()
+            raise
+
+    # -- receiving ---------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        ident = event.get("id")
+        if not isinstance(ident, str):
+            return
+        callback = self._waiting.pop((event.topic, ident), None)
+        if callback is not None:
+            callback(event)
+
+    def _wait(
+        self, topic: str, ident: str, send: Callable[[], None], attempts: int | None,
+        interval: float, timeout: float | None,
+    ) -> Deferred:
+        """Send now and every ``interval`` s until the answer or the end.
+
+        Ends after ``attempts`` sends plus one interval, or after ``timeout``
+        seconds; fires with the answer, or None.
+        """
+        result: Deferred = Deferred()
+        state: dict[str, Any] = {"sent": 0, "call": None, "timer": None}
+
+        def finish(value: Any) -> None:
+            self._waiting.pop((topic, ident), None)
+            for name in ("call", "timer"):
+                call = state[name]
+                if call is not None and call.active():
+                    call.cancel()
+            if not result.called:
+                result.callback(value)
+
+        def tick() -> None:
+            state["call"] = None
+            if result.called:
+                return
+            if attempts is not None and state["sent"] >= attempts:
+                finish(None)
+                return
+            try:
+                send()
+            except Exception:
+                log.failure("sending {topic} failed", topic=topic)
+            state["sent"] += 1
+            state["call"] = self._reactor.callLater(interval, tick)
+
+        self._waiting[(topic, ident)] = finish
+        if timeout is not None:
+            state["timer"] = self._reactor.callLater(timeout, finish, None)
+        tick()
+        return result
+
+    # -- the three things a subcommand does -----------------------------------
+    def handshake(self, timeout: float, interval: float = 0.25) -> Deferred:
+        """Fires True once the main loop answers an enquiry, False after ``timeout``."""
+        ident = new_id()
+        d = self._wait(
+            HEARTBEAT_REPLY, ident, lambda: self.emit(HEARTBEAT_ENQUIRY, {"id": ident}),
+            None, interval, timeout,
+        )
+        d.addCallback(lambda answer: answer is not None)
+        return d
+
+    def request(
+        self, topic: str, fields: dict, answer_topic: str, attempts: int, interval: float
+    ) -> Deferred:
+        """Send ``topic`` with a fresh ``id`` per attempt; fires with the answer or None."""
+        ident = new_id()
+        payload = dict(fields, id=ident)
+        return self._wait(
+            answer_topic, ident, lambda: self.emit(topic, payload), max(1, attempts),
+            interval, None,
+        )
+
+    def emit(self, topic: str, fields: dict, data_time: float | None = None) -> Event:
+        """Publish an event stamped with the reactor's (the machine's) clock."""
+        now = self._reactor.seconds()
+        event = make_event(topic, fields, now if data_time is None else data_time, now)
+        self.publisher.publish(event)
+        return event
+
+    def close(self) -> None:
+        for finish in list(self._waiting.values()):
+            finish(None)
+        self.subscriber.close()
+        self.publisher.close()
+
+
+def run_on_reactor(work: Callable[[Any], Deferred]) -> int:
+    """Run the global reactor until ``work(reactor)`` fires; return its int.
+
+    Like ``twisted.internet.task.react`` but returning instead of calling
+    ``sys.exit``, so ``ocd.cli.main`` stays testable.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.defer import maybeDeferred
+
+    outcome: dict[str, Any] = {"code": 1}
+
+    def start() -> None:
+        d = maybeDeferred(work, reactor)
+
+        def done(code: Any) -> None:
+            outcome["code"] = int(code or 0)
+
+        def failed(failure: Any) -> None:
+            log.failure("unexpected error", failure)
+            outcome["code"] = 1
+
+        d.addCallbacks(done, failed)
+        d.addBoth(lambda _: reactor.callLater(0, reactor.stop))
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return outcome["code"]

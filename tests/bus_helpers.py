@@ -1,0 +1,74 @@
+"""Helpers shared by the event-bus tests (no reactor import at module level)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from ocd.config import Config
+
+
+def make_config(free_url: Callable[[], str], **extra: str) -> Config:
+    """A config whose every URL is a fresh free one; ``extra`` = {"section__option": value}."""
+    overrides = [
+        ("urls", "event_urls", free_url()),
+        ("urls", "ocd_db_replay", ""),
+        ("urls", "ocd_main_loop", free_url()),
+        ("urls", "ocd_allow_hetdex", free_url()),
+        ("urls", "ocd_config", free_url()),
+        ("urls", "ocd_run_shot", f"{free_url()} {free_url()}"),
+        ("dates", "clock", "tcs"),
+    ]
+    for key, value in extra.items():
+        section, option = key.split("__", 1)
+        overrides.append((section, option, value))
+    return Config.load(None, overrides=overrides)
+
+
+
+
+def write_config(config: Config, path) -> str:
+    """Write the URL sections of ``config`` to a file a child process reads."""
+    lines = []
+    for section in ("urls", "dates", "topics"):
+        lines.append(f"[{section}]")
+        for option in config.options(section):
+            value = config.as_dict()[section][option]
+            lines.append(f"{option} = {value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def tcs_frames(topic: str, data_time: float, **fields: Any) -> list[bytes]:
+    system, source, key = topic.split(".", 2)
+    payload = dict(fields, __system=system, __source=source, __key=key,
+                   __data_time=data_time, __wire_time=time.time(), __data=False)
+    return [topic.encode(), json.dumps(payload).encode()]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0, step: float = 0.01):
+    """A Deferred that fires True once ``condition()`` holds, False after ``timeout``."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    d: Deferred = Deferred()
+    deadline = reactor.seconds() + timeout
+
+    def poll() -> None:
+        if condition():
+            d.callback(True)
+        elif reactor.seconds() > deadline:
+            d.callback(False)
+        else:
+            reactor.callLater(step, poll)
+
+    poll()
+    return d
+
+
+def sleep(seconds: float):
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds, lambda: None)
