@@ -1,0 +1,168 @@
+"""What OCD knows about the telescope and the sky, folded from TCS events.
+
+``fold(state, event, received)`` is pure: the old state, one event (already
+validated and normalised by ``ocd.events``, events.md section 2) and the
+reactor time at which it arrived go in, the new state comes out. Topics OCD
+does not consume leave the state as it is.
+
+Two clocks meet here, on purpose kept apart:
+
+- ``received`` (the reactor clock) stamps the heartbeat and the weather, so
+  that ``tcs_timeout`` and ``weather_timeout`` measure real silence even
+  when the TCS's own time stands still;
+- ``event.data_time`` (the TCS's clock, OCD's *now*) stamps metrology
+  samples, so that the FWHM window of a replayed night is that night's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from ocd.events import Event
+
+HEARTBEAT = "tcs.receiver.heartbeat"
+RA_DEC = "tcs.root.ra_dec"
+METROLOGY = ("pas.Guider1.metrology_data", "pas.Guider2.metrology_data")
+WEATHER = "legacy.weather.status"
+SHUTTER = "legacy.shutter.status"
+
+#: Metrology older than this (s of TCS time) behind the newest sample is
+#: dropped: the upper bound of a useful ``[decision] fwhm_window``.
+METROLOGY_KEEP = 3600.0
+
+
+@dataclass(frozen=True)
+class Pointing:
+    ra: float  # hours
+    dec: float  # deg
+    az: float  # deg, structure azimuth
+    dir: str  # "EAST"/"WEST"
+    tracking: bool
+    time: float  # TCS time of the event
+
+
+@dataclass(frozen=True)
+class Metrology:
+    time: float  # TCS time of the sample
+    fwhm: float  # arcsec
+    transparency: float
+    source: str  # Guider1 / Guider2
+
+
+@dataclass(frozen=True)
+class Weather:
+    humidity: float  # %
+    wind_speed: float  # m/s
+    ambtemp: float | None
+    dewpoint: float | None
+    time: float  # TCS time
+    received: float  # reactor time
+
+
+@dataclass(frozen=True)
+class TelescopeState:
+    """Immutable; :func:`fold` returns a new one for each event that matters."""
+
+    last_heartbeat: float | None = None  # reactor time of the last heartbeat
+    tcs_time: float | None = None  # newest __data_time of a consumed topic
+    pointing: Pointing | None = None
+    metrology: tuple[Metrology, ...] = ()  # valid samples only, oldest first
+    weather: Weather | None = None
+    shutter: str | None = None  # "open", "closed", or None when unknown
+    shutter_time: float | None = None  # TCS time of the last shutter event
+
+    def _mean(self, now: float, window: float, pick: Callable[[Metrology], float]) -> float | None:
+        values = [pick(m) for m in self.metrology if now - window <= m.time <= now]
+        return sum(values) / len(values) if values else None
+
+    def mean_fwhm(self, now: float, window: float) -> float | None:
+        """Mean FWHM (arcsec) of the samples in ``[now - window, now]``; None if none."""
+        return self._mean(now, window, lambda m: m.fwhm)
+
+    def mean_transparency(self, now: float, window: float) -> float | None:
+        return self._mean(now, window, lambda m: m.transparency)
+
+    def samples(self, now: float, window: float) -> int:
+        return sum(1 for m in self.metrology if now - window <= m.time <= now)
+
+
+def _newer(state: TelescopeState, event: Event) -> float:
+    t = event.data_time
+    return t if state.tcs_time is None or t > state.tcs_time else state.tcs_time
+
+
+def _fold_heartbeat(state: TelescopeState, event: Event, received: float) -> TelescopeState:
+    return replace(state, last_heartbeat=received, tcs_time=_newer(state, event))
+
+
+def _fold_ra_dec(state: TelescopeState, event: Event, received: float) -> TelescopeState:
+    pointing = Pointing(
+        ra=float(event["ra"]), dec=float(event["dec"]), az=float(event["az"]),
+        dir=str(event["dir"]).upper(), tracking=bool(event["tracking"]), time=event.data_time,
+    )
+    return replace(state, pointing=pointing, tcs_time=_newer(state, event))
+
+
+def _fold_metrology(state: TelescopeState, event: Event, received: float) -> TelescopeState:
+    tcs_time = _newer(state, event)
+    if not event["valid"]:
+        return replace(state, tcs_time=tcs_time)
+    sample = Metrology(event.data_time, float(event["fwhm"]), float(event["transparency"]), event.source)
+    horizon = tcs_time - METROLOGY_KEEP
+    kept = [m for m in state.metrology if m.time >= horizon]
+    kept.append(sample)
+    if len(kept) > 1 and kept[-2].time > sample.time:  # out of order: keep sorted
+        kept.sort(key=lambda m: m.time)
+    return replace(state, metrology=tuple(kept), tcs_time=tcs_time)
+
+
+def _optional(value: object) -> float | None:
+    try:
+        return None if value is None else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _fold_weather(state: TelescopeState, event: Event, received: float) -> TelescopeState:
+    weather = Weather(
+        humidity=float(event["humidity"]), wind_speed=float(event["wind_speed"]),
+        ambtemp=_optional(event.get("ambtemp")), dewpoint=_optional(event.get("dewpoint")),
+        time=event.data_time, received=received,
+    )
+    return replace(state, weather=weather, tcs_time=_newer(state, event))
+
+
+def _fold_shutter(state: TelescopeState, event: Event, received: float) -> TelescopeState:
+    value = str(event["state"]).strip().lower()
+    shutter = value if value in ("open", "closed") else None
+    return replace(state, shutter=shutter, shutter_time=event.data_time, tcs_time=_newer(state, event))
+
+
+_FOLDS: dict[str, Callable[[TelescopeState, Event, float], TelescopeState]] = {
+    HEARTBEAT: _fold_heartbeat,
+    RA_DEC: _fold_ra_dec,
+    METROLOGY[0]: _fold_metrology,
+    METROLOGY[1]: _fold_metrology,
+    WEATHER: _fold_weather,
+    SHUTTER: _fold_shutter,
+}
+
+#: The topics :func:`fold` reads (events.md section 2).
+FOLDED_TOPICS: tuple[str, ...] = tuple(_FOLDS)
+
+
+def fold(state: TelescopeState, event: Event, received: float) -> TelescopeState:
+    """The state after ``event``, which arrived at reactor time ``received``."""
+    handler = _FOLDS.get(event.topic)
+    return state if handler is None else handler(state, event, received)
+
+
+def reset_windows(state: TelescopeState) -> TelescopeState:
+    """After a jump back in TCS time: forget the time-windowed samples.
+
+    The metrology of the old timeline lies in the new one's future and would
+    otherwise never leave the window; the TCS time restarts with the next event.
+    Reactor-clock stamps (heartbeat, weather) stay: they measure real silence.
+    """
+    return replace(state, metrology=(), tcs_time=None)
