@@ -1,0 +1,248 @@
+"""Observation numbers on the real MariaDB and on SQLite."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+import pytest_twisted
+
+from ocd.config import Config
+from ocd.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
+
+MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _mysql_config(database: str, port: int = 3306, **extra: str) -> Config:
+    overrides = [
+        ("database", "backend", "mysql"),
+        ("database", "host", "127.0.0.1"),
+        ("database", "port", str(port)),
+        ("database", "user", "root"),
+        ("database", "password", ""),
+        ("database", "database", database),
+        ("database", "timeout", "2"),
+    ] + [("database", k, v) for k, v in extra.items()]
+    return Config.load(None, overrides)
+
+
+def _sqlite_config(path, **extra: str) -> Config:
+    overrides = [("database", "backend", "sqlite"), ("database", "sqlite_file", str(path))]
+    overrides += [("database", k, v) for k, v in extra.items()]
+    return Config.load(None, overrides)
+
+
+@pytest.fixture
+def mysql_db():
+    """A fresh, uniquely named MariaDB database, dropped afterwards."""
+    pymysql = pytest.importorskip("pymysql")
+    name = f"ocd_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = pymysql.connect(**MYSQL, autocommit=True, connect_timeout=2)
+    except pymysql.err.OperationalError as exc:  # pragma: no cover - CI has it
+        pytest.skip(f"no MariaDB on 127.0.0.1:3306: {exc}")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield name
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def _rows(database: str) -> list[tuple[int, str]]:
+    import pymysql
+
+    conn = pymysql.connect(**MYSQL, database=database)
+    with conn.cursor() as cur:
+        cur.execute("SELECT obsnum, shotid FROM vl_obsnum ORDER BY obsnum")
+        rows = [tuple(r) for r in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+def _started(config: Config) -> ObsnumPool:
+    pool = ObsnumPool(config)
+    pool.startService()
+    return pool
+
+
+def test_create_table_sql_names_the_table():
+    sql = mysql_create_table_sql("vl_obsnum")
+    assert "CREATE TABLE IF NOT EXISTS `vl_obsnum`" in sql
+    assert "AUTO_INCREMENT" in sql and "UNIQUE" in sql
+    with pytest.raises(Exception):
+        mysql_create_table_sql("bad; DROP TABLE x")
+
+
+def test_building_the_pool_opens_nothing(tmp_path):
+    path = tmp_path / "sub" / "obs.sqlite"
+    ObsnumPool(_sqlite_config(path))
+    assert not path.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_two_pools_reserve_200_distinct_consecutive(mysql_db):
+    config = _mysql_config(mysql_db, first_obsnum="1000")
+    from twisted.internet import defer
+
+    pools = [_started(config), _started(config)]
+    calls = [pools[i % 2].reserve(f"DEX{i:05d}") for i in range(200)]
+    results = yield defer.gatherResults(calls, consumeErrors=True)
+    try:
+        assert sorted(results) == list(range(1000, 1200))
+        assert [r[0] for r in _rows(mysql_db)] == list(range(1000, 1200))
+        assert all(pool.available for pool in pools)
+    finally:
+        for pool in pools:
+            pool.stopService()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_record_taken_is_refused(mysql_db):
+    pool = _started(_mysql_config(mysql_db))
+    try:
+        yield pool.record(4321, "DEX00001")
+        with pytest.raises(ObsnumTaken) as info:
+            yield pool.record(4321, "DEX00002")
+        assert "4321" in str(info.value)
+        assert pool.available
+        number = yield pool.reserve("DEX00003")
+        assert number == 4322
+        assert _rows(mysql_db) == [(4321, "DEX00001"), (4322, "DEX00003")]
+    finally:
+        pool.stopService()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_unreachable_gives_unavailable_not_a_crash():
+    pool = _started(_mysql_config("ocd", port=_free_port()))
+    try:
+        with pytest.raises(ObsnumUnavailable) as info:
+            yield pool.reserve("DEX00001")
+        assert not pool.available
+        assert "127.0.0.1" in str(info.value)
+        assert pool.last_error
+    finally:
+        pool.stopService()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_server_lost_mid_night_then_back(mysql_db):
+    """A TCP proxy in front of MariaDB plays the server going away and back."""
+    from twisted.internet import reactor
+    from twisted.protocols import portforward
+
+    class Proxy(portforward.ProxyFactory):
+        def __init__(self):
+            super().__init__("127.0.0.1", 3306)
+            self.live = set()
+
+        def buildProtocol(self, addr):
+            proto = super().buildProtocol(addr)
+            factory = self
+
+            made, lost = proto.connectionMade, proto.connectionLost
+
+            def connection_made():
+                factory.live.add(proto)
+                made()
+
+            def connection_lost(reason):
+                factory.live.discard(proto)
+                lost(reason)
+
+            proto.connectionMade = connection_made
+            proto.connectionLost = connection_lost
+            return proto
+
+    proxy = Proxy()
+    port = reactor.listenTCP(0, proxy, interface="127.0.0.1")
+    number = port.getHost().port
+    pool = _started(_mysql_config(mysql_db, port=number))
+    try:
+        first = yield pool.reserve("DEX00001")
+        assert first == 1 and pool.available
+        # The server goes away: stop listening and cut the live connections.
+        yield port.stopListening()
+        for proto in list(proxy.live):
+            proto.transport.abortConnection()
+        with pytest.raises(ObsnumUnavailable):
+            yield pool.reserve("DEX00002")
+        assert not pool.available
+        # ...and comes back on the same port: the same pool works again.
+        port = reactor.listenTCP(number, proxy, interface="127.0.0.1")
+        second = yield pool.reserve("DEX00003")
+        assert second == 2 and pool.available
+    finally:
+        pool.stopService()
+        yield port.stopListening()
+        for proto in list(proxy.live):
+            proto.transport.abortConnection()
+
+
+@pytest.mark.integration
+@pytest_twisted.inlineCallbacks
+def test_sqlite_two_pools_reserve_200_distinct_consecutive(tmp_path):
+    from twisted.internet import defer
+
+    path = tmp_path / "new" / "obsnum.sqlite"
+    config = _sqlite_config(path)
+    pools = [_started(config), _started(config)]
+    try:
+        calls = [pools[i % 2].reserve(f"DEX{i:05d}") for i in range(200)]
+        results = yield defer.gatherResults(calls, consumeErrors=True)
+        assert sorted(results) == list(range(1, 201))
+        assert path.exists()
+    finally:
+        for pool in pools:
+            pool.stopService()
+
+
+@pytest.mark.integration
+@pytest_twisted.inlineCallbacks
+def test_sqlite_record_and_reserve(tmp_path):
+    pool = _started(_sqlite_config(tmp_path / "o.sqlite", first_obsnum="50"))
+    try:
+        assert (yield pool.reserve("A")) == 50
+        yield pool.record(60, "B")
+        with pytest.raises(ObsnumTaken):
+            yield pool.record(50, "C")
+        assert (yield pool.reserve("D")) == 61
+    finally:
+        pool.stopService()
+
+
+@pytest.mark.integration
+@pytest_twisted.inlineCallbacks
+def test_sqlite_unusable_file_gives_unavailable(tmp_path):
+    # A directory where the file should be: sqlite cannot open it.
+    (tmp_path / "isdir.sqlite").mkdir()
+    pool = _started(_sqlite_config(tmp_path / "isdir.sqlite"))
+    try:
+        with pytest.raises(ObsnumUnavailable):
+            yield pool.reserve("A")
+        assert not pool.available
+    finally:
+        pool.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_not_started_is_unavailable(tmp_path):
+    pool = ObsnumPool(_sqlite_config(tmp_path / "o.sqlite"))
+    with pytest.raises(ObsnumUnavailable):
+        yield pool.reserve("A")
