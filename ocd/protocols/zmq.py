@@ -54,7 +54,7 @@ class BindError(Exception):
 
 def _reason(exc: zmq.ZMQError) -> str:
     if exc.errno == _errno.EADDRINUSE:
-        return "address already in use (another program, or another OCD, has bound it)"
+        return "address already in use"
     if exc.errno in (_errno.EADDRNOTAVAIL,):
         return "address not available on this machine"
     if exc.errno in (_errno.EINVAL, getattr(zmq, "EPROTONOSUPPORT", -1), _errno.ENODEV):

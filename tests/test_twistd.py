@@ -1,0 +1,85 @@
+"""``twistd ocd``: the plugin is found, daemonises, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bus_helpers import make_config, write_config
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def test_options_are_ocd_runs():
+    from ocd.tap import Options
+
+    options = Options()
+    options.parseOptions(["-u", "tcp://127.0.0.1:7001", "--n-ocd-main-loop", "0"])
+    assert ("urls", "event_urls", "tcp://127.0.0.1:7001") in options["overrides"]
+    assert ("run", "n_ocd_main_loop", "0") in options["overrides"]
+
+
+def test_plugin_file_imports_no_reactor(child_env):
+    code = ("import sys; import twisted.plugins.ocd_plugin, ocd.tap; "
+            "assert 'twisted.internet.reactor' not in sys.modules, 'reactor imported'; "
+            "assert 'txzmq' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env, cwd=REPO)
+
+
+def test_daemon_pidfile_sigterm_and_second_start(tmp_path, free_url, ocd_command, child_env):
+    config = make_config(free_url)
+    cfg = write_config(config, tmp_path / "site.cfg")
+    pidfile, logfile = tmp_path / "ocd.pid", tmp_path / "ocd.log"
+    start = TWISTD + ["--pidfile", str(pidfile), "--logfile", str(logfile), "ocd",
+                      "--config", cfg]
+    first = subprocess.run(start, env=child_env, cwd=REPO, capture_output=True, text=True,
+                           timeout=20)
+    assert first.returncode == 0, first.stderr + first.stdout
+    pid = int(pidfile.read_text())
+    try:
+        # the daemon answers: arm it through the real subcommand
+        allow = subprocess.run(ocd_command + ["allow_hetdex", "--config", cfg, "-n", "10",
+                                              "-I", "0.3", "start"],
+                               env=child_env, cwd=REPO, capture_output=True, text=True,
+                               timeout=20)
+        assert allow.returncode == 0, allow.stderr
+        second = subprocess.run(start, env=child_env, cwd=REPO, capture_output=True,
+                                text=True, timeout=20)
+        assert second.returncode != 0
+        assert "running" in (second.stdout + second.stderr).lower()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pidfile.exists()
+    log = logfile.read_text()
+    assert "ocd.states.hetdex_allowed_changed" in log
+    assert "Traceback" not in log
+
+
+def test_foreground_bind_error_is_reported(tmp_path, free_url, child_env):
+    import zmq
+
+    config = make_config(free_url)
+    cfg = write_config(config, tmp_path / "site.cfg")
+    context = zmq.Context()
+    holder = context.socket(zmq.PUB)
+    holder.bind(config.get_urls("urls", "ocd_main_loop")[0])
+    try:
+        result = subprocess.run(TWISTD + ["-n", "--pidfile=", "ocd", "--config", cfg],
+                                env=child_env, cwd=REPO, capture_output=True, text=True,
+                                timeout=20)
+    finally:
+        holder.close(linger=0)
+        context.term()
+    assert result.returncode != 0
+    assert "address already in use" in result.stdout + result.stderr
