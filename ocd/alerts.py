@@ -1,0 +1,74 @@
+"""When to wake a person: the messages for ``[general] alert_command``.
+
+Pure bookkeeping. The main loop feeds every decision's blockers with the
+reactor's time; :class:`AlertTracker` says which messages are due. A blocker
+alerts once per *spell* (from the moment it appears until it goes away) when
+it has lasted longer than ``[general] alert_after`` while shots are allowed;
+while shots are not allowed no spell runs (nobody asked OCD to observe).
+
+``shot_running`` does not alert by default: a shot lasts longer than the
+default ``alert_after`` and is what OCD is for; a shot that never finishes
+is declared lost after ``shot_grace`` and alerts as a failed shot.
+Self-disarm and failed shots alert at once (:func:`disarm_message`,
+:func:`failed_shot_message`). The main loop runs the command.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+#: Blockers that never alert on their own (see the module doc).
+QUIET_BLOCKERS: frozenset[str] = frozenset({"not_allowed", "shot_running"})
+
+
+class AlertTracker:
+    """Start time of each blocker spell, and whether it has alerted yet."""
+
+    def __init__(self, quiet: Iterable[str] = QUIET_BLOCKERS):
+        self.quiet = frozenset(quiet)
+        self._since: dict[str, float] = {}
+        self._alerted: set[str] = set()
+
+    def update(
+        self,
+        blockers: Iterable[str],
+        allowed: bool,
+        now: float,
+        alert_after: float,
+        details: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Messages due now, one per blocker whose spell just passed ``alert_after``.
+
+        ``now`` is the reactor's clock (seconds, monotonic).
+        """
+        if not allowed:
+            self._since.clear()
+            self._alerted.clear()
+            return []
+        current = [b for b in blockers if b not in self.quiet]
+        for name in list(self._since):
+            if name not in current:
+                del self._since[name]
+                self._alerted.discard(name)
+        messages = []
+        for name in current:
+            since = self._since.setdefault(name, now)
+            if name not in self._alerted and now - since > alert_after:
+                self._alerted.add(name)
+                detail = (details or {}).get(name)
+                text = f"OCD: shots allowed but blocked by {name} for {now - since:.0f} s"
+                messages.append(f"{text}: {detail}" if detail else text)
+        return messages
+
+    def spells(self, now: float) -> dict[str, float]:
+        """How long each current blocker spell has lasted (s)."""
+        return {name: now - since for name, since in self._since.items()}
+
+
+def disarm_message(reason: str) -> str:
+    return f"OCD disarmed itself (allowed -> not allowed): {reason}; a person must run 'ocd allow_hetdex start'"
+
+
+def failed_shot_message(shotid: str, obs_number: int | None, error: str) -> str:
+    obs = "" if obs_number is None else f" (observation {obs_number})"
+    return f"OCD: shot {shotid}{obs} failed: {error}"

@@ -1,0 +1,230 @@
+"""May a shot start now, which one, and if not, why not (shots.md section 2).
+
+``decide`` is pure: the folded telescope state, the main loop's flags, the
+scheduler (whose sky is computed once and cached), OCD's ``now`` and the
+reactor's ``monotonic`` time go in; a :class:`Decision` comes out. Every
+condition that fails is a named *blocker*, reported in the order of the
+spec's table so that a change in the set is a change in the tuple.
+
+Two clocks, on purpose: ``now`` (OCD's clock, the TCS's time when replaying)
+places the Sun, the targets and the metrology window; ``monotonic`` (the
+reactor's clock) measures the silences ``tcs_timeout`` and
+``weather_timeout``, so a dead TCS whose time stands still is noticed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ocd.config import Config
+from ocd.scheduler import Scheduler
+from ocd.shots import TRACK_NAMES, Shot
+from ocd.state import TelescopeState
+
+BLOCKERS: tuple[str, ...] = (
+    "not_allowed",
+    "shot_running",
+    "daylight",
+    "tcs_silent",
+    "shutter_closed",
+    "weather",
+    "bad_seeing",
+    "low_transparency",
+    "no_target",
+    "obsnum_unavailable",
+    "failed_shot",
+)
+RUN = "run"
+WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """Every threshold of ``[decision]`` and ``[scheduler]``, plus the exposure times."""
+
+    tcs_timeout: float = 30.0
+    weather_timeout: float = 300.0
+    max_humidity: float = 80.0
+    max_wind: float = 15.0
+    require_shutter: bool = True
+    fwhm_window: float = 300.0
+    max_fwhm: float = 2.0
+    default_fwhm: float = 1.5
+    min_transparency: float = 0.7
+    default_transparency: float = 1.0
+    report_interval: float = 60.0
+    shot_grace: float = 900.0
+    max_sun_alt: float = -12.0
+    half_width: float = 6.0
+    overhead: float = 300.0
+    exptimes: tuple[float, ...] = (360.0, 360.0, 360.0)
+
+    @property
+    def duration(self) -> float:
+        """How long a shot takes: the exposures plus the overhead, s."""
+        return float(sum(self.exptimes)) + self.overhead
+
+    @classmethod
+    def from_config(cls, config: Config) -> "DecisionSettings":
+        """Read the settings (again after a live update: it is cheap)."""
+        f = config.get_float
+        return cls(
+            tcs_timeout=f("decision", "tcs_timeout"),
+            weather_timeout=f("decision", "weather_timeout"),
+            max_humidity=f("decision", "max_humidity"),
+            max_wind=f("decision", "max_wind"),
+            require_shutter=config.get_bool("decision", "require_shutter"),
+            fwhm_window=f("decision", "fwhm_window"),
+            max_fwhm=f("decision", "max_fwhm"),
+            default_fwhm=f("decision", "default_fwhm"),
+            min_transparency=f("decision", "min_transparency"),
+            default_transparency=f("decision", "default_transparency"),
+            report_interval=f("decision", "report_interval"),
+            shot_grace=f("decision", "shot_grace"),
+            max_sun_alt=f("scheduler", "max_sun_alt"),
+            half_width=f("scheduler", "half_width"),
+            overhead=f("scheduler", "overhead"),
+            exptimes=tuple(config.get_float_list("run_shot", "exptimes", 3)),
+        )
+
+
+@dataclass(frozen=True)
+class DecisionInputs:
+    """What the main loop knows besides the telescope."""
+
+    telescope: TelescopeState
+    allowed: bool
+    shot_running: bool = False
+    failed_shot: bool = False
+    obsnum_ok: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # "run" or "wait"
+    shot: Shot | None  # the scheduler's pick, also when waiting
+    blockers: tuple[str, ...]  # in BLOCKERS order; empty when run
+    details: Mapping[str, str] = field(default_factory=dict, compare=False)
+    track: int | None = None  # 0 EAST, 1 WEST (with shot)
+    track_end: float | None = None  # when the pick leaves its track, epoch s
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        """What must change for ``ocd.decision.made`` to be published at once."""
+        return self.verdict, self.blockers
+
+    def summary(self) -> str:
+        """One line for people, e.g. ``waiting: shutter_closed, bad_seeing (FWHM 2.4 > 2.0)``."""
+        if self.verdict == RUN and self.shot is not None:
+            return f"run: {self.shot.shotid} on the {TRACK_NAMES.get(self.track or 0, '?')} track"
+        parts = []
+        for name in self.blockers:
+            detail = self.details.get(name)
+            parts.append(f"{name} ({detail})" if detail else name)
+        return "waiting: " + ", ".join(parts)
+
+    def to_fields(self, now: float) -> dict[str, Any]:
+        """The payload fields of ``ocd.decision.made`` (events.md section 3.5)."""
+        return {
+            "verdict": self.verdict,
+            "shotid": None if self.shot is None else self.shot.shotid,
+            "track": self.track,
+            "blockers": list(self.blockers),
+            "details": {name: self.details[name] for name in self.blockers if name in self.details},
+            "now": float(now),
+        }
+
+
+def _num(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+
+
+def decide(
+    inputs: DecisionInputs,
+    scheduler: Scheduler,
+    now: float,
+    monotonic: float,
+    settings: DecisionSettings,
+) -> Decision:
+    """The verdict for ``now``; pure apart from the scheduler's cached sky."""
+    scheduler.configure(settings)
+    duration = settings.duration
+    tel = inputs.telescope
+    found: dict[str, str] = {}
+
+    if not inputs.allowed:
+        found["not_allowed"] = "shots are not allowed (ocd allow_hetdex start)"
+    if inputs.shot_running:
+        found["shot_running"] = "a shot is running"
+
+    sun = scheduler.highest_sun(now, duration)
+    if sun > settings.max_sun_alt:
+        found["daylight"] = (
+            f"Sun up to {sun:.1f} deg > {_num(settings.max_sun_alt)} deg"
+            f" within the next {duration / 60:.0f} min"
+        )
+
+    if tel.last_heartbeat is None:
+        found["tcs_silent"] = "no TCS heartbeat yet"
+    elif monotonic - tel.last_heartbeat > settings.tcs_timeout:
+        found["tcs_silent"] = (
+            f"no TCS heartbeat for {monotonic - tel.last_heartbeat:.0f} s > {_num(settings.tcs_timeout)} s"
+        )
+
+    if tel.shutter == "closed":
+        found["shutter_closed"] = "shutter closed"
+    elif tel.shutter is None and settings.require_shutter:
+        found["shutter_closed"] = "shutter state unknown"
+
+    weather = tel.weather
+    if weather is None:
+        found["weather"] = "no weather report yet"
+    elif monotonic - weather.received > settings.weather_timeout:
+        found["weather"] = (
+            f"no weather report for {monotonic - weather.received:.0f} s > {_num(settings.weather_timeout)} s"
+        )
+    else:
+        bad = []
+        if weather.humidity > settings.max_humidity:
+            bad.append(f"humidity {_num(weather.humidity)}% > {_num(settings.max_humidity)}%")
+        if weather.wind_speed > settings.max_wind:
+            bad.append(f"wind {_num(weather.wind_speed)} m/s > {_num(settings.max_wind)} m/s")
+        if bad:
+            found["weather"] = ", ".join(bad)
+
+    fwhm = tel.mean_fwhm(now, settings.fwhm_window)
+    fwhm_note = "" if fwhm is not None else " (no metrology: default)"
+    fwhm = settings.default_fwhm if fwhm is None else fwhm
+    if fwhm > settings.max_fwhm:
+        found["bad_seeing"] = f"FWHM {fwhm:.1f} > {_num(settings.max_fwhm)}{fwhm_note}"
+
+    transparency = tel.mean_transparency(now, settings.fwhm_window)
+    tr_note = "" if transparency is not None else " (no metrology: default)"
+    transparency = settings.default_transparency if transparency is None else transparency
+    if transparency < settings.min_transparency:
+        found["low_transparency"] = (
+            f"transparency {transparency:.2f} < {_num(settings.min_transparency)}{tr_note}"
+        )
+
+    pick = scheduler.best(now, duration)
+    if pick is None:
+        left = sum(1 for s in scheduler.shots if s.n_obs > 0)
+        found["no_target"] = (
+            "no shots in the list" if not scheduler.shots
+            else f"none of {left} shot(s) left is in the band for {duration / 60:.0f} min"
+        )
+    if not inputs.obsnum_ok:
+        found["obsnum_unavailable"] = "the observation-number database could not be reached"
+    if inputs.failed_shot:
+        found["failed_shot"] = "the last shot failed or was lost; waiting for a person"
+
+    blockers = tuple(name for name in BLOCKERS if name in found)
+    return Decision(
+        verdict=WAIT if blockers else RUN,
+        shot=None if pick is None else pick.shot,
+        blockers=blockers,
+        details={name: found[name] for name in blockers},
+        track=None if pick is None else pick.track,
+        track_end=None if pick is None else pick.track_end,
+    )
