@@ -238,3 +238,15 @@ def test_unused_overrides_are_not_applied():
     parser = build_parser()
     args = parser.parse_args(["db_replay", "night.db"])
     assert overrides_from_args(parser, args) == []
+
+
+def test_run_ocd_page_shows_every_subcommand_from_the_parser():
+    """docs/run_ocd.rst generates each usage block; none is copied by hand."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "run_ocd.rst").read_text()
+    shown = set(re.findall(r"^\.\. ocd-usage:: (.+?)\s*$", text, re.M))
+    for path in SEED:
+        if path and path != ("config",):
+            assert " ".join(path) in shown
+    assert "usage: ocd" not in text
