@@ -217,6 +217,8 @@ class RunningProcess(ProcessProtocol):
         self._done = False
         self._killing = False
         self._calls: list[Any] = []
+        #: Called first when the child is gone (the runner forgets it).
+        self.on_gone: Callable[[RunningProcess], None] | None = None
 
     # -- ProcessProtocol ----------------------------------------------------
     def connectionMade(self) -> None:
@@ -267,6 +269,8 @@ class RunningProcess(ProcessProtocol):
         )
         log.info("{name}[{pid}] ended: {how} after {duration:.3f} s", name=self.name,
                  pid=self.pid, how=result.describe(), duration=result.duration)
+        if self.on_gone is not None:
+            self.on_gone(self)
         if result.ok:
             self.result.callback(result)
         else:
@@ -369,7 +373,7 @@ class ProcessRunner:
             child.ended.callback(None)
             return child
         self.running.add(child)
-        child.ended.addBoth(lambda _: self.running.discard(child))
+        child.on_gone = self.running.discard
         return child
 
     def run(self, argv: list[str], **kwargs: Any) -> defer.Deferred[ProcessResult]:
