@@ -412,7 +412,7 @@ class Replayer:
         self._pending: ReplayEvent | None = None
         self._call: Any = None
         self._pass_start = 0.0
-        self._pass_sent = 0
+        self.pass_sent = 0
         self._t0: float | None = None
         self._last_due = 0.0
 
@@ -450,7 +450,7 @@ class Replayer:
         self.passes += 1
         self._iter = self._source()
         self._pass_start = self._last_due = self._clock.seconds()
-        self._pass_sent = 0
+        self.pass_sent = 0
         self._t0 = None
 
     def _due(self, event: ReplayEvent) -> float:
@@ -479,7 +479,7 @@ class Replayer:
             if event is None:
                 event = next(self._iter, None)  # type: ignore[arg-type]
                 if event is None:
-                    if self.serve_forever and self._pass_sent:
+                    if self.serve_forever and self.pass_sent:
                         self._new_pass()
                         continue
                     self._end(ReplayState.FINISHED)
@@ -503,7 +503,7 @@ class Replayer:
             if self.lateness is not None:
                 self.lateness.append(late)
             self.sent += 1
-            self._pass_sent += 1
+            self.pass_sent += 1
             if event.t is not None:
                 self.night_time = event.t
         self._call = clock.callLater(0, self._pump)

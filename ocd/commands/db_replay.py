@@ -1,12 +1,172 @@
-"""``ocd db_replay``: not implemented yet."""
+"""``ocd db_replay DB``: play a TCS event database back to a running ``ocd run``.
+
+Binds the ``[urls] ocd_db_replay`` URLs (or ``--ocd-db-replay``), shakes
+hands with the main loop (``-t/--timeout``), then sends every selected event
+on the absolute schedule of :class:`ocd.replay.Replayer`. Progress: a bar on
+a terminal, otherwise a log line every ``[db_replay] progress_interval``
+seconds. The end, or Ctrl+C, prints the same summary.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
 
-from ocd.commands import not_available
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+
+from ocd.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
+from ocd.replay import ReplayDatabase, ReplayError, Replayer
+
+log = Logger(namespace="ocd.db_replay")
+
+
+def _clock_text(t: float | None) -> str:
+    if t is None:
+        return "--:--:--"
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
+
+
+class Progress:
+    """Reports a running replay: a tqdm bar on a terminal, log lines otherwise."""
+
+    def __init__(self, replayer: Replayer, total: int, span: tuple[float | None, float | None],
+                 reactor: Any, interval: float, terminal: bool, out: Any):
+        from twisted.internet.task import LoopingCall
+
+        self.replayer, self.total, self.span = replayer, total, span
+        self._last = (reactor.seconds(), 0)
+        self._reactor = reactor
+        self._bar = None
+        if terminal:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="ev", file=out, dynamic_ncols=True, smoothing=0.1)
+            interval = 0.25
+        self._loop = LoopingCall(self.tick)
+        self._loop.clock = reactor
+        self._loop.start(interval, now=False).addErrback(
+            lambda failure: log.failure("progress reporting stopped", failure))
+
+    def _left(self) -> float | None:
+        r = self.replayer
+        end = self.span[1]
+        if r.night_time is None or end is None or r.serve_forever:
+            return None
+        return max(0.0, (end - r.night_time) / r.speedup) if r.speedup != float("inf") else None
+
+    def tick(self) -> None:
+        try:
+            r = self.replayer
+            left = self._left()
+            left_text = "?" if left is None else f"{left:.0f} s"
+            if self._bar is not None:
+                self._bar.n = r.pass_sent
+                self._bar.set_postfix_str(f"night {_clock_text(r.night_time)} UTC, left {left_text}", refresh=False)
+                self._bar.refresh()
+                return
+            now, sent = self._reactor.seconds(), r.sent
+            rate = (sent - self._last[1]) / max(now - self._last[0], 1e-9)
+            self._last = (now, sent)
+            log.info("progress: {sent} of {total} events sent ({rate:.0f}/s), night time "
+                     "{night} UTC, about {left} left", sent=r.pass_sent, total=self.total,
+                     rate=rate, night=_clock_text(r.night_time), left=left_text)
+        except Exception:
+            log.failure("progress report failed")
+
+    def close(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        if self._bar is not None:
+            self._bar.n = self.replayer.pass_sent
+            self._bar.close()
+
+
+@inlineCallbacks
+def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.Namespace,
+           reactor: Any, out: Any = None, terminal: bool | None = None) -> Deferred:
+    """Fires with the exit status; messages for a person go to ``out``."""
+    from ocd.control import ControlClient
+    from ocd.protocols.zmq import BindError, Bus
+
+    out = out if out is not None else sys.stderr
+    main_urls = config.get_urls("urls", "ocd_main_loop")
+    bus = Bus(reactor)
+    bus.open()
+    try:
+        client = ControlClient(bus, bind_urls=urls, main_loop_urls=main_urls, reactor=reactor)
+    except BindError as exc:
+        bus.close()
+        print(f"ocd db_replay: {exc}", file=out)
+        return EXIT_USAGE
+    try:
+        ok = yield client.handshake(args.timeout)
+        if not ok:
+            print(f"ocd db_replay: main loop not reachable: no answer on {' '.join(main_urls)} "
+                  f"within {args.timeout:g} s (is `ocd run` running with [urls] ocd_db_replay = "
+                  f"{' '.join(urls)}?)", file=out)
+            return EXIT_UNREACHABLE
+        total = db.count()
+        if db.sort_by != "none":
+            untimed = db.count_untimed()
+            if untimed:
+                log.warn("{n} of {total} events have no readable {field}: they are sent first",
+                         n=untimed, total=total, field=db.time_field)
+        replayer = Replayer(db.events, client.publisher.publish_raw, reactor, args.speedup,
+                            args.serve_forever, skipped=lambda: db.skipped)
+        if terminal is None:
+            terminal = out.isatty()
+        progress = Progress(replayer, total, db.time_span(), reactor,
+                            config.get_float("db_replay", "progress_interval"), terminal, out)
+        trigger = reactor.addSystemEventTrigger("before", "shutdown", replayer.stop)
+        log.info("replaying {total} events of {path} on {urls} at speedup {speedup:g}",
+                 total=total, path=str(db.path), urls=" ".join(urls), speedup=args.speedup)
+        began = time.perf_counter()
+        summary = yield replayer.start()
+        progress.close()
+        try:
+            reactor.removeSystemEventTrigger(trigger)
+        except (ValueError, KeyError):
+            pass
+        print(f"ocd db_replay: {summary.describe()} ({time.perf_counter() - began:.1f} s measured)",
+              file=out)
+        return EXIT_OK
+    finally:
+        client.close()
+        bus.close()
+        db.close()
+
+
+def replay_urls(config: Config) -> list[str]:
+    """The URLs to bind; raises ReplayError when none are given."""
+    urls = config.get_urls("urls", "ocd_db_replay")
+    if not urls:
+        raise ReplayError(
+            "no URL to publish on: [urls] ocd_db_replay is empty (the master configuration "
+            "leaves it empty); give --ocd-db-replay URL or a replay configuration with --config")
+    return urls
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    return not_available("db_replay")
+    from ocd.commands.config_send import warn_both_sources
+    from ocd.control import run_on_reactor
+    from ocd.logs import start_logging
+
+    if not args.speedup > 0:
+        print(f"ocd db_replay: --speedup must be positive, not {args.speedup:g}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        urls = replay_urls(config)
+        db = ReplayDatabase(args.db_name, topics=args.topics, sort_by=args.sort_by,
+                            convert_number=not args.no_convert_number,
+                            convert_bool=not args.no_convert_bool)
+    except ReplayError as exc:
+        print(f"ocd db_replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    warn_both_sources(config, "db_replay")
+    start_logging(config)
+    return run_on_reactor(lambda reactor: replay(config, db, urls, args, reactor))
