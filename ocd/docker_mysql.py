@@ -229,19 +229,10 @@ def wait_ready(host: str, port: int, settings: Settings,
 
 
 def create_table_sql(table: str) -> str:
-    try:
-        from ocd.obsnum import mysql_create_table_sql
-    except ImportError:  # placeholder until ocd/obsnum.py lands
-        return _placeholder_create_table_sql(table)
+    """The table of shots.md section 4, as ``ocd.obsnum`` creates it."""
+    from ocd.obsnum import mysql_create_table_sql
+
     return mysql_create_table_sql(table)
-
-
-def _placeholder_create_table_sql(table: str) -> str:
-    return (f"CREATE TABLE IF NOT EXISTS `{table}` ("
-            " id INTEGER PRIMARY KEY AUTO_INCREMENT,"
-            " obsnum INTEGER NOT NULL UNIQUE,"
-            " shotid VARCHAR(32),"
-            " created TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
 
 
 def prepare_database(conn: Any, settings: Settings) -> bool:
