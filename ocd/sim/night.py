@@ -11,6 +11,7 @@ writes them. The same parameters always give the same file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -83,6 +84,7 @@ class NightSummary:
         return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=32)
 def night_span(night: str | Date, horizon_deg: float = -0.833) -> tuple[float, float]:
     """Sunset and next sunrise at the HET for the night starting on ``night``.
 
@@ -90,19 +92,17 @@ def night_span(night: str | Date, horizon_deg: float = -0.833) -> tuple[float, f
     precision). ``night`` is the local calendar date of the evening.
     """
     import numpy as np
-    from astropy import units as u
-    from astropy.coordinates import AltAz, EarthLocation, get_sun
+    from astropy.coordinates import AltAz, get_sun
     from astropy.time import Time
-    from astropy.utils import iers
 
-    iers.conf.auto_download = False
+    from ocd.astro import HET_LOCATION  # sets astropy up for offline use
+
     day = night if isinstance(night, Date) else Date.fromisoformat(night)
     # Local noon at the HET is about 19:00 UTC: search the following 24 h.
     noon = datetime(day.year, day.month, day.day, 19, tzinfo=timezone.utc).timestamp()
     offsets = np.arange(0, 24 * 3600 + 1, 120.0)
     times = Time(noon + offsets, format="unix")
-    where = EarthLocation(lat=HET_LAT * u.deg, lon=HET_LON * u.deg, height=HET_HEIGHT * u.m)
-    alt = get_sun(times).transform_to(AltAz(obstime=times, location=where)).alt.deg - horizon_deg
+    alt = get_sun(times).transform_to(AltAz(obstime=times, location=HET_LOCATION)).alt.deg - horizon_deg
     down = np.nonzero((alt[:-1] > 0) & (alt[1:] <= 0))[0]
     up = np.nonzero((alt[:-1] <= 0) & (alt[1:] > 0))[0]
     if not len(down) or not len(up):
