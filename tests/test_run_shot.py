@@ -272,3 +272,155 @@ def test_command_not_found_fails_the_shot(tmp_path, standins):
     outcome = yield runner.run(request())
     assert not outcome.ok and "no-such-syscmd-ocd" in outcome.error
     assert events[-1][1]["error"] is True
+
+
+# -- ocd run_shot, the command, in a child process -------------------------------
+
+import json as _json
+import signal as _signal
+import subprocess
+
+
+@pytest.fixture
+def command_env(tmp_path, standins, child_env):
+    import os
+
+    env = dict(os.environ)  # the standins fixture set the stand-in variables here
+    env["PYTHONPATH"] = child_env["PYTHONPATH"]
+    site = tmp_path / "site.cfg"
+    site.write_text(
+        "[run_shot]\n"
+        f"syscmd_command = {SYSCMD}\n"
+        f"dither_command = {DITHER}\n"
+        "kill_grace = 0.3\n"
+        "[paths]\n"
+        f"shuffle_shot = {tmp_path / 'shuffle'}\n"
+        "[database]\n"
+        "backend = sqlite\n"
+        f"sqlite_file = {tmp_path / 'obsnum.sqlite'}\n"
+    )
+    return env, site
+
+
+SHOT_ARGS = ["DEX00001", "1234", "12.401733", "56.1464", "97.5", "0", "3.6", "3.6", "3.6"]
+
+
+def run_command(ocd_command, env, site, *extra, timeout=20):
+    argv = [*ocd_command, "run_shot", "--config", str(site), *extra, *SHOT_ARGS]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _obsnums(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT obsnum, shotid FROM vl_obsnum").fetchall()
+
+
+def test_command_success_records_the_number(tmp_path, command_env, ocd_command, standins):
+    env, site = command_env
+    done = run_command(ocd_command, env, site, "-m", '{"QIFU": "000", "QIDX": 89}', "-d", "yes")
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stderr
+    assert _obsnums(tmp_path / "obsnum.sqlite") == [(1234, "DEX00001")]
+    calls = read_calls(standins, "syscmd")
+    assert calls[0]["argv"] == ["-T", 'set_metadata(QIFU="000", QIDX=89)']
+    assert calls[1]["argv"][1].startswith("load_trajectory(az=97.5, ra=12.401733")
+    assert read_calls(standins, "hetdex-dither.py")[0]["argv"][-1] == "yes"
+
+
+def test_command_refuses_a_taken_number_before_anything_moves(tmp_path, command_env, ocd_command,
+                                                              standins):
+    env, site = command_env
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "obsnum.sqlite") as db:
+        db.execute("CREATE TABLE vl_obsnum (id INTEGER PRIMARY KEY AUTOINCREMENT, obsnum INTEGER "
+                   "NOT NULL UNIQUE, shotid VARCHAR(32), created TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
+        db.execute("INSERT INTO vl_obsnum (obsnum, shotid) VALUES (1234, 'OTHER')")
+    done = run_command(ocd_command, env, site)
+    assert done.returncode == 2
+    assert "1234 is already taken" in done.stderr
+    assert read_calls(standins) == []
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object"),
+])
+def test_command_bad_metadata_exits_2(command_env, ocd_command, standins, metadata, message):
+    env, site = command_env
+    done = run_command(ocd_command, env, site, "-m", metadata)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert read_calls(standins) == []
+
+
+def test_command_failed_shot_exits_1(command_env, ocd_command, standins):
+    env, site = command_env
+    env["OCD_SYSCMD_FAIL_ON"] = "1"
+    done = run_command(ocd_command, env, site)
+    assert done.returncode == 1
+    assert "syscmd load_trajectory" in done.stderr and "failed" in done.stderr
+
+
+def test_command_wait_for_connection_without_main_loop_exits_3(command_env, ocd_command, standins,
+                                                                free_url):
+    env, site = command_env
+    done = run_command(ocd_command, env, site, "-e", "-c", "-t", "0.3",
+                       "--ocd-run-shot", free_url(), free_url(), "-N", "1")
+    assert done.returncode == 3
+    assert "no answer from the OCD main loop" in done.stderr
+    assert read_calls(standins) == []
+
+
+def _subscriber(url):
+    import zmq
+
+    context = zmq.Context.instance()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"ocd.run_shot.")
+    sub.connect(url)
+    return sub
+
+
+def _received(sub):
+    import zmq
+
+    events = []
+    while sub.poll(200):
+        topic, payload = sub.recv_multipart(zmq.NOBLOCK)
+        events.append((topic.decode(), _json.loads(payload)))
+    return events
+
+
+def test_command_emit_without_main_loop_goes_on_and_is_stopped_by_sigint(
+        tmp_path, command_env, ocd_command, standins, free_url):
+    """-e without -c: after the handshake timeout the shot runs, its events go out on the
+    bound URL; SIGINT mid-exposure ends the children and still sends FINISH with the error."""
+    env, site = command_env
+    env["OCD_DITHER_HANG_ON"] = "2"
+    url = free_url()
+    sub = _subscriber(url)
+    try:
+        argv = [*ocd_command, "run_shot", "--config", str(site), "-e", "-t", "0.3",
+                "--ocd-run-shot", url, "-N", "0", *SHOT_ARGS]
+        child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(300):
+            if len(read_calls(standins, "hetdex-dither.py")) >= 2:
+                break
+            time.sleep(0.02)
+        child.send_signal(_signal.SIGINT)
+        _out, err = child.communicate(timeout=10)
+        assert child.returncode == 1, err
+        assert "WARNING: no answer from the OCD main loop" in err
+        events = _received(sub)
+    finally:
+        sub.close()
+    topics = [(t, e["exec_status"]) for t, e in events]
+    assert topics[0] == ("ocd.run_shot.run", 0)
+    assert topics[-1] == ("ocd.run_shot.run", 1)
+    finish = events[-1][1]
+    assert finish["error"] is True and finish["exc_type"] == "ShotStopped"
+    assert finish["shotid"] == "DEX00001" and finish["obs_number"] == 1234
+    assert all(k in finish for k in ("__data_time", "__wire_time", "__system"))

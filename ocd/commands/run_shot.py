@@ -1,12 +1,219 @@
-"""``ocd run_shot``: not implemented yet."""
+"""``ocd run_shot``: run one HETDEX shot by hand (shots.md section 3).
+
+The same :class:`ocd.run_shot.ShotRunner` as ``ocd run``. In order:
+
+1. ``-m`` must be a JSON object (else exit 2);
+2. with ``-e``, bind the ``ocd_run_shot`` URL picked by ``-N`` and shake
+   hands with the main loop (events.md 3.4): with ``-c`` a failed handshake
+   aborts (exit 3); without ``-c`` the shot goes on after ``--timeout``;
+3. record ``obs_number`` in the observation-number table: a number already
+   taken is refused (exit 2) before anything moves; an unreachable database
+   is a warning;
+4. run the shot, emitting ``ocd.run_shot.*`` on the bound URL (with ``-e``)
+   or only to the log; Ctrl+C or SIGTERM ends the children and still emits
+   FINISH with the error.
+
+Exit status: 0 when the shot succeeded, 1 when it failed, 2 for bad input,
+3 when ``-c`` could not reach the main loop.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from typing import Any, Callable
 
-from ocd.commands import not_available
+from twisted.logger import Logger
+
+from ocd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
+
+log = Logger(namespace="ocd.commands.run_shot")
+
+
+class UsageError(Exception):
+    """Bad input on the command line (exit 2)."""
+
+
+def parse_metadata(text: str | None) -> dict[str, Any]:
+    """``-m``: a JSON object, or nothing."""
+    if text is None or text == "":
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"-m/--metadata is not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"-m/--metadata must be a JSON object such as '{{\"QIFU\": \"000\"}}', "
+            f"got a {type(value).__name__}: {text!r}"
+        )
+    return value
+
+
+def request_from_args(args: argparse.Namespace, metadata: dict[str, Any]) -> Any:
+    """The shot of the positional arguments; the azimuth argument replaces ``az``."""
+    from ocd.run_shot import ShotRequest
+
+    qifu = metadata.get("QIFU")
+    return ShotRequest(
+        shotid=args.shotid,
+        obs_number=args.obs_number,
+        ra=args.ra,
+        dec=args.dec,
+        azimuth=args.azimuth,
+        track=args.track,
+        exptimes=(args.exp01, args.exp02, args.exp03),
+        metadata=metadata,
+        forced_az=args.azimuth,
+        qifu=None if qifu is None else str(qifu),
+    )
+
+
+def _say(out: Any, message: str) -> None:
+    print(f"ocd run_shot: {message}", file=out, flush=True)
+
+
+async def record_obsnum(config: Config, obs_number: int, shotid: str, reactor: Any, out: Any) -> int | None:
+    """Record the number; an exit status when the shot must not run, else None."""
+    from ocd.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable
+
+    pool = ObsnumPool(config, reactor)
+    pool.startService()
+    try:
+        await pool.record(obs_number, shotid)
+    except ObsnumTaken as exc:
+        _say(out, f"refused: {exc}")
+        return EXIT_USAGE
+    except ObsnumUnavailable as exc:
+        _say(out, f"WARNING: observation number {obs_number} not recorded: {exc}")
+    finally:
+        pool.stopService()
+    return None
+
+
+async def run_shot(args: argparse.Namespace, config: Config, reactor: Any, out: Any,
+                   on_runner: Callable[[Any], None] = lambda runner: None) -> int:
+    """The whole command on a running reactor; returns the exit status."""
+    from ocd.process import ProcessRunner
+    from ocd.run_shot import ShotRunner
+
+    try:
+        metadata = parse_metadata(args.metadata)
+        request = request_from_args(args, metadata)
+    except UsageError as exc:
+        _say(out, str(exc))
+        return EXIT_USAGE
+
+    bus = client = None
+    emit: Callable[[str, dict], None] = _log_event
+    if args.emit_events:
+        bus, client, status = await _connect(args, config, reactor, out)
+        if status is not None:
+            return status
+        emit = client.emit
+    try:
+        status = await record_obsnum(config, request.obs_number, request.shotid, reactor, out)
+        if status is not None:
+            return status
+        processes = ProcessRunner(reactor, config.get_float("run_shot", "kill_grace"))
+        runner = ShotRunner(config, emit, processes, reactor)
+        on_runner(runner)
+        outcome = await runner.run(request)
+    finally:
+        if client is not None:
+            client.close()
+        if bus is not None:
+            bus.close()
+    if outcome.ok:
+        _say(out, f"shot {request.shotid} (obs {request.obs_number}) done")
+        return EXIT_OK
+    _say(out, f"shot {request.shotid} (obs {request.obs_number}) failed: {outcome.error}")
+    return EXIT_FAILED
+
+
+def _log_event(topic: str, fields: dict) -> None:
+    log.info("event {topic} {fields}", topic=topic, fields=json.dumps(fields, default=str)[:500])
+
+
+async def _connect(args: argparse.Namespace, config: Config, reactor: Any, out: Any) -> tuple:
+    """Bind, shake hands: ``(bus, client, None)`` or ``(None, None, exit status)``."""
+    from ocd.control import ControlClient
+    from ocd.protocols.zmq import BindError, Bus
+
+    bind_url = config.get_url_at("ocd_run_shot", "run_shot", "n_ocd_run_shot")
+    main_urls = config.get_urls("urls", "ocd_main_loop")
+    bus = Bus(reactor)
+    bus.open()
+    try:
+        client = ControlClient(bus, [bind_url], main_urls, reactor=reactor)
+    except BindError as exc:
+        bus.close()
+        _say(out, f"cannot emit events: {exc}")
+        return None, None, EXIT_USAGE
+    ok = await client.handshake(args.timeout)
+    if not ok:
+        where = " ".join(main_urls)
+        if args.wait_for_connection:
+            client.close()
+            bus.close()
+            _say(out, f"no answer from the OCD main loop on {where} within {args.timeout:g} s "
+                      f"(is `ocd run` running and listening on {bind_url}?): shot not started")
+            return None, None, EXIT_UNREACHABLE
+        _say(out, f"WARNING: no answer from the OCD main loop on {where} within "
+                  f"{args.timeout:g} s: emitting on {bind_url} anyway")
+    return bus, client, None
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    return not_available("run_shot")
+    from twisted.internet import defer, error
+    from twisted.internet import reactor
+
+    from ocd.logs import start_logging
+
+    try:
+        parse_metadata(args.metadata)  # bad input fails before anything starts
+    except UsageError as exc:
+        _say(sys.stderr, str(exc))
+        return EXIT_USAGE
+    start_logging(config)
+    state: dict[str, Any] = {"code": EXIT_FAILED, "runner": None, "work": None}
+
+    def on_shutdown() -> Any:
+        # Ctrl+C / SIGTERM: end the children, and let FINISH go out first.
+        runner = state["runner"]
+        work = state["work"]
+        if runner is not None and runner.running is not None and work is not None:
+            runner.stop()
+            waiting: defer.Deferred = defer.Deferred()
+            work.addBoth(lambda result: (waiting.callback(None), result)[1])
+            return waiting
+        return None
+
+    def stop_reactor() -> None:
+        try:
+            reactor.stop()
+        except error.ReactorNotRunning:
+            pass
+
+    def start() -> None:
+        work = defer.ensureDeferred(run_shot(
+            args, config, reactor, sys.stderr,
+            on_runner=lambda runner: state.__setitem__("runner", runner)))
+        state["work"] = work
+
+        def done(code: int) -> None:
+            state["code"] = int(code)
+
+        def failed(failure: Any) -> None:
+            log.failure("ocd run_shot: unexpected error", failure)
+            state["code"] = EXIT_FAILED
+
+        work.addCallbacks(done, failed)
+        work.addBoth(lambda _: reactor.callLater(0, stop_reactor))
+
+    reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return state["code"]
