@@ -1,0 +1,145 @@
+"""``ocd db_replay`` end to end: a generated night into a real main loop."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+import pytest
+import pytest_twisted
+
+from bus_helpers import make_config, wait_until, write_config
+from ocd.cli import build_parser, main as ocd_main
+from ocd.replay import ReplayDatabase
+from ocd.sim.night import generate_night
+
+pytestmark = pytest.mark.integration
+
+START = 1740098895.0  # sunset at the HET, 2025-02-20
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    path = tmp_path_factory.mktemp("night") / "night.db"
+    return generate_night(path, seed=5, start=START, hours=0.25, bad_weather_minutes=4)
+
+
+@pytest.fixture
+def replay_ocd(free_url):
+    """``ocd run``'s service tree listening to a replay URL; records what it gets."""
+    from twisted.internet import reactor
+
+    from ocd.service import makeService
+
+    config = make_config(free_url, urls__event_urls="", urls__ocd_db_replay=free_url())
+    service = makeService(config, reactor)
+    main_loop = service.getServiceNamed("main_loop")
+    received = []
+    original = main_loop.on_telescope_event
+
+    def record(event):
+        received.append(event)
+        original(event)
+
+    main_loop.on_telescope_event = record
+    service.startService()
+    yield config, main_loop, received
+    service.stopService()
+
+
+def args_for(*argv: str):
+    return build_parser().parse_args(["db_replay", *argv])
+
+
+@pytest_twisted.inlineCallbacks
+def test_main_loop_receives_every_event_in_order_with_converted_types(night, replay_ocd):
+    from twisted.internet import reactor
+
+    from ocd.commands.db_replay import replay
+
+    config, main_loop, received = replay_ocd
+    urls = config.get_urls("urls", "ocd_db_replay")
+    out = io.StringIO()
+    code = yield replay(config, ReplayDatabase(night.path), urls, args_for(str(night.path), "-s", "1e6"),
+                        reactor, out, terminal=False)
+    assert code == 0, out.getvalue()
+    ok = yield wait_until(lambda: len(received) >= night.events, timeout=5)
+    assert ok, f"received {len(received)} of {night.events}"
+    expected = list(ReplayDatabase(night.path).events())
+    assert [(e.topic, e["__wire_time"]) for e in received] == [(e.topic, e.payload["__wire_time"]) for e in expected]
+    for topic, n in night.topics.items():
+        assert main_loop.counters.get(f"topic.{topic}") == n
+    assert main_loop.counters.total("malformed.") == 0
+    by_topic = {e.topic: e for e in received}
+    guider = by_topic["pas.Guider1.metrology_data"]
+    assert type(guider["__wire_time"]) is float and guider["__data"] is False
+    assert guider["probe"] == "01" and isinstance(guider["offsets"], str)  # "01" and JSON text stay text
+    assert type(guider["valid"]) is bool
+    weather = by_topic["legacy.weather.status"]
+    assert type(weather["pressure"]) is float and isinstance(weather["__data_time"], str)
+    assert type(by_topic["tcs.root.ra_dec"]["tracking"]) is bool
+    text = out.getvalue()
+    assert f"{night.events} events sent, 0 skipped" in text and "worst lateness" in text
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_conversion_sends_text(night, replay_ocd, free_url):
+    from twisted.internet import reactor
+
+    from ocd.commands.db_replay import replay
+
+    config, main_loop, received = replay_ocd
+    db = ReplayDatabase(night.path, topics=["legacy.weather"], convert_number=False, convert_bool=False)
+    code = yield replay(config, db, config.get_urls("urls", "ocd_db_replay"),
+                        args_for(str(night.path), "-s", "inf"), reactor, io.StringIO(), terminal=False)
+    assert code == 0
+    yield wait_until(lambda: len(received) >= night.topics["legacy.weather.status"], timeout=5)
+    assert {e.topic for e in received} == {"legacy.weather.status"}
+    assert received[0]["pressure"] == str(received[0]["pressure"]) and received[0]["__data"] == "False"
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_main_loop_is_exit_3(night, free_url):
+    from twisted.internet import reactor
+
+    from ocd.commands.db_replay import replay
+
+    config = make_config(free_url, urls__event_urls="", urls__ocd_db_replay=free_url())
+    out = io.StringIO()
+    code = yield replay(config, ReplayDatabase(night.path), config.get_urls("urls", "ocd_db_replay"),
+                        args_for(str(night.path), "-t", "0.5"), reactor, out, terminal=False)
+    assert code == 3 and "main loop not reachable" in out.getvalue()
+
+
+@pytest_twisted.inlineCallbacks
+def test_child_process_replays_with_progress_lines(night, replay_ocd, tmp_path, ocd_command, child_env):
+    """The real command in a child process; the test reactor runs the main loop meanwhile."""
+    config, main_loop, received = replay_ocd
+    cfg = write_config(config, tmp_path / "replay.cfg")
+    (tmp_path / "replay.cfg").write_text((tmp_path / "replay.cfg").read_text() +
+                                         "[db_replay]\nprogress_interval = 0.2\n")
+    process = subprocess.Popen(
+        [*ocd_command, "db_replay", "--config", cfg, "-s", "1500", "-T", "tcs.receiver", "legacy",
+         "-t", "5", str(night.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, text=True)
+    wanted = night.topics["tcs.receiver.heartbeat"] + night.topics["legacy.weather.status"] + \
+        night.topics["legacy.shutter.status"]
+    ok = yield wait_until(lambda: process.poll() is not None, timeout=20)
+    out, err = process.communicate()
+    assert ok and process.returncode == 0, err
+    yield wait_until(lambda: len(received) >= wanted, timeout=5)
+    assert len(received) == wanted
+    assert f"{wanted} events sent" in err and "progress:" in err
+
+
+def test_usage_errors_are_exit_2(night, tmp_path, capsys):
+    assert ocd_main(["db_replay", str(night.path)]) == 2
+    assert "give --ocd-db-replay URL or a replay configuration" in capsys.readouterr().err
+    url = "tcp://127.0.0.1:1"
+    assert ocd_main(["db_replay", str(tmp_path / "nope.db"), "--ocd-db-replay", url]) == 2
+    assert "nope.db: no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"garbage" * 10)
+    assert ocd_main(["db_replay", str(bad), "--ocd-db-replay", url]) == 2
+    assert "bad.db: not an SQLite 3 database" in capsys.readouterr().err
+    assert ocd_main(["db_replay", "-s", "0", str(night.path), "--ocd-db-replay", url]) == 2
