@@ -282,12 +282,13 @@ import subprocess
 
 
 @pytest.fixture
-def command_env(tmp_path, standins, child_env):
+def command_env(tmp_path, standins, child_env, free_url):
     import os
 
     env = dict(os.environ)  # the standins fixture set the stand-in variables here
     env["PYTHONPATH"] = child_env["PYTHONPATH"]
     site = tmp_path / "site.cfg"
+    main_url = free_url()  # nothing answers there unless a test puts a fake main loop
     site.write_text(
         "[run_shot]\n"
         f"syscmd_command = {SYSCMD}\n"
@@ -298,8 +299,10 @@ def command_env(tmp_path, standins, child_env):
         "[database]\n"
         "backend = sqlite\n"
         f"sqlite_file = {tmp_path / 'obsnum.sqlite'}\n"
+        "[urls]\n"
+        f"ocd_main_loop = {main_url}\n"
     )
-    return env, site
+    return env, site, main_url
 
 
 SHOT_ARGS = ["DEX00001", "1234", "12.401733", "56.1464", "97.5", "0", "3.6", "3.6", "3.6"]
@@ -318,7 +321,7 @@ def _obsnums(path):
 
 
 def test_command_success_records_the_number(tmp_path, command_env, ocd_command, standins):
-    env, site = command_env
+    env, site, main_url = command_env
     done = run_command(ocd_command, env, site, "-m", '{"QIFU": "000", "QIDX": 89}', "-d", "yes")
     assert done.returncode == 0, done.stderr
     assert "done" in done.stderr
@@ -331,7 +334,7 @@ def test_command_success_records_the_number(tmp_path, command_env, ocd_command, 
 
 def test_command_refuses_a_taken_number_before_anything_moves(tmp_path, command_env, ocd_command,
                                                               standins):
-    env, site = command_env
+    env, site, main_url = command_env
     import sqlite3
 
     with sqlite3.connect(tmp_path / "obsnum.sqlite") as db:
@@ -348,7 +351,7 @@ def test_command_refuses_a_taken_number_before_anything_moves(tmp_path, command_
     ("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object"),
 ])
 def test_command_bad_metadata_exits_2(command_env, ocd_command, standins, metadata, message):
-    env, site = command_env
+    env, site, main_url = command_env
     done = run_command(ocd_command, env, site, "-m", metadata)
     assert done.returncode == 2
     assert message in done.stderr
@@ -356,7 +359,7 @@ def test_command_bad_metadata_exits_2(command_env, ocd_command, standins, metada
 
 
 def test_command_failed_shot_exits_1(command_env, ocd_command, standins):
-    env, site = command_env
+    env, site, main_url = command_env
     env["OCD_SYSCMD_FAIL_ON"] = "1"
     done = run_command(ocd_command, env, site)
     assert done.returncode == 1
@@ -365,7 +368,7 @@ def test_command_failed_shot_exits_1(command_env, ocd_command, standins):
 
 def test_command_wait_for_connection_without_main_loop_exits_3(command_env, ocd_command, standins,
                                                                 free_url):
-    env, site = command_env
+    env, site, main_url = command_env
     done = run_command(ocd_command, env, site, "-e", "-c", "-t", "0.3",
                        "--ocd-run-shot", free_url(), free_url(), "-N", "1")
     assert done.returncode == 3
@@ -398,7 +401,7 @@ def test_command_emit_without_main_loop_goes_on_and_is_stopped_by_sigint(
         tmp_path, command_env, ocd_command, standins, free_url):
     """-e without -c: after the handshake timeout the shot runs, its events go out on the
     bound URL; SIGINT mid-exposure ends the children and still sends FINISH with the error."""
-    env, site = command_env
+    env, site, main_url = command_env
     env["OCD_DITHER_HANG_ON"] = "2"
     url = free_url()
     sub = _subscriber(url)
@@ -424,3 +427,65 @@ def test_command_emit_without_main_loop_goes_on_and_is_stopped_by_sigint(
     assert finish["error"] is True and finish["exc_type"] == "ShotStopped"
     assert finish["shotid"] == "DEX00001" and finish["obs_number"] == 1234
     assert all(k in finish for k in ("__data_time", "__wire_time", "__system"))
+
+
+class FakeMainLoop:
+    """Answers heartbeat enquiries and keeps every shot event (a thread with pyzmq)."""
+
+    def __init__(self, main_url, run_shot_urls):
+        import threading
+
+        import zmq
+
+        self.events: list[tuple[str, dict]] = []
+        self._stop = threading.Event()
+        context = zmq.Context.instance()
+        self.pub = context.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.bind(main_url)
+        self.sub = context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"ocd.")
+        for url in run_shot_urls:
+            self.sub.connect(url)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        from ocd.events import make_event, to_frames
+
+        while not self._stop.is_set():
+            if not self.sub.poll(20):
+                continue
+            topic, payload = self.sub.recv_multipart()
+            fields = _json.loads(payload)
+            self.events.append((topic.decode(), fields))
+            if topic == b"ocd.heartbeat.enquiry":
+                now = time.time()
+                self.pub.send_multipart(to_frames(make_event(
+                    "ocd.heartbeat.reply", {"id": fields["id"]}, now, now)))
+
+    def close(self):
+        self._stop.set()
+        self.thread.join(2)
+        self.sub.close()
+        self.pub.close()
+
+
+def test_command_emit_with_main_loop(command_env, ocd_command, standins, free_url):
+    env, site, main_url = command_env
+    shot_url = free_url()
+    fake = FakeMainLoop(main_url, [shot_url])
+    try:
+        done = run_command(ocd_command, env, site, "-e", "-c", "-t", "5",
+                           "--ocd-run-shot", free_url(), shot_url, "-N", "1")
+        time.sleep(0.2)
+    finally:
+        fake.close()
+    assert done.returncode == 0, done.stderr
+    topics = [t for t, _ in fake.events]
+    assert topics[0] == "ocd.heartbeat.enquiry"
+    shot = [(t, e["exec_status"]) for t, e in fake.events if t.startswith("ocd.run_shot.")]
+    assert shot[0] == ("ocd.run_shot.run", 0) and shot[-1] == ("ocd.run_shot.run", 1)
+    assert len(shot) == 10
+    assert fake.events[-1][1]["error"] is False
