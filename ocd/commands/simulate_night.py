@@ -1,19 +1,69 @@
-"""``ocd simulate_night``: not implemented yet."""
+"""``ocd simulate_night``: a whole simulated night, end to end (``make demo``).
+
+Generates (or reuses) a sample night, a shot list whose targets cross the
+HET's elevation that night and their shuffle files, starts the main loop,
+arms it, replays the night at ``--speedup`` and runs shots through the
+stand-ins; ends with the night report. See :mod:`ocd.sim.simulate`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
-from ocd.commands import not_available
 from ocd.config import Config
 
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
-    parser = sub(subparsers, "simulate_night", "not implemented yet", epilog=None)
+    parser = sub(subparsers, "simulate_night",
+                 "Run a whole simulated night: sample TCS events replayed into the main loop, "
+                 "shots through stand-ins for syscmd and hetdex-dither.py, and a night report.",
+                 epilog=None)
     parser.set_defaults(command_module="simulate_night")
     add_config(parser)
+    parser.add_argument("--workdir", default=None,
+                        help="Folder for the shot list, shuffle files, databases and night log "
+                             "(default: simulated-night in the cache folder)")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the night and the shot list")
+    parser.add_argument("--date", default=None, help="Night to simulate (YYYY-MM-DD)")
+    parser.add_argument("--shots", type=int, default=24, help="Number of shots in the list")
+    parser.add_argument("--speedup", type=float, default=360.0,
+                        help="How much faster than real time the night runs")
+    parser.add_argument("--hours", type=float, default=None,
+                        help="Simulate only the first HOURS of the night")
+    parser.add_argument("--progress", choices=["yes", "no"], default=None,
+                        help="Show the replay's progress bar (default: on a terminal)")
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    return not_available("simulate_night")
+    from ocd.control import run_on_reactor
+    from ocd.logs import start_logging
+    from ocd.sim.cache import cache_dir
+    from ocd.sim.simulate import describe, prepare, run_night
+
+    if not args.speedup > 0 or args.shots < 1:
+        print("ocd simulate_night: --speedup must be positive and --shots at least 1",
+              file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir) if args.workdir else cache_dir() / "simulated-night"
+    print(f"ocd simulate_night: preparing the night in {workdir} ...", file=sys.stderr)
+    plan = prepare(workdir, seed=args.seed, date=args.date, shots=args.shots,
+                   speedup=args.speedup, hours=args.hours,
+                   extra=[(s, o, config.get_str(s, o)) for s, o in (
+                       ("general", "log_level"), ("general", "json_log"))])
+    start_logging(plan.config)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
+    result: dict[str, Any] = {}
+
+    def work(reactor: Any) -> Any:
+        d = run_night(plan, reactor, sys.stderr, progress)
+        return d.addCallback(lambda report: result.setdefault("report", report) and 0)
+
+    code = run_on_reactor(work)
+    report = result.get("report")
+    if report is None:
+        return code or 1
+    print(describe(plan, report))
+    return 0 if report.succeeded else 1

@@ -1,0 +1,381 @@
+"""The orchestrator: the main loop that decides and runs HETDEX shots.
+
+:class:`Orchestrator` extends :class:`ocd.service.MainLoop` (which routes
+events, keeps the arming and shot machines and publishes everything) with
+what OCD exists for (shots.md, section 2 and 3):
+
+- every telescope event is folded into :class:`ocd.state.TelescopeState`;
+- after each burst of events (one reactor turn), and on the timer, the pure
+  :func:`ocd.decide.decide` gives a verdict; ``ocd.decision.made`` goes out
+  when the verdict or the blockers change and at least once per
+  ``[decision] report_interval``;
+- a ``run`` verdict marks the shot running at once, reserves its
+  observation number and hands it to the one :class:`ocd.run_shot.ShotRunner`;
+- a finished shot counts its ``n_obs`` down; a failed or lost one sets
+  ``failed_shot`` and disarms OCD until a person runs ``allow_hetdex start``;
+- long blockers, self-disarms and failed shots run ``[general] alert_command``.
+
+Decisions are made on OCD's clock (``self.now()``); silences, timers and
+child timeouts run on the reactor's clock, so tests drive both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ocd.alerts import AlertTracker, disarm_message, failed_shot_message
+from ocd.config import Config
+from ocd.decide import RUN, Decision, DecisionInputs, DecisionSettings, decide
+from ocd.events import Event
+from ocd.obsnum import ObsnumPool, ObsnumUnavailable
+from ocd.process import ProcessRunner
+from ocd.run_shot import ShotOutcome, ShotRequest, ShotRunner
+from ocd.scheduler import Scheduler
+from ocd.service import RUN_SHOT_RUN, MainLoop
+from ocd.shots import Shot, ShotListError, ShotStore, parse_shot_file
+from ocd.state import TelescopeState, fold, reset_windows
+
+DECISION_MADE = "ocd.decision.made"
+HET_LATITUDE = 30.681436
+HET_ELEVATION = 55.055
+#: The longest an alert command may run.
+ALERT_TIMEOUT = 60.0
+
+
+def track_azimuth(dec: float, track: int) -> float:
+    """Azimuth (deg, N through E) where ``dec`` crosses the HET elevation.
+
+    Used as the shot's ``azimuth`` when the shot list forces none: the
+    structure sits there for the whole track.
+    """
+    phi, d, h = (math.radians(v) for v in (HET_LATITUDE, dec, HET_ELEVATION))
+    cos_az = (math.sin(d) - math.sin(phi) * math.sin(h)) / (math.cos(phi) * math.cos(h))
+    az = math.degrees(math.acos(max(-1.0, min(1.0, cos_az))))
+    return round(az if track == 0 else 360.0 - az, 4)
+
+
+class Orchestrator(MainLoop):
+    """The main loop of ``ocd run``: see the module doc."""
+
+    log = Logger(namespace="ocd.orchestrator")
+
+    def __init__(self, config: Config, reactor: Any = None, counters: Any = None,
+                 obsnum: ObsnumPool | None = None):
+        super().__init__(config, reactor, counters)
+        self.obsnum = obsnum
+        self.telescope = TelescopeState()
+        self.settings = DecisionSettings.from_config(config)
+        self.scheduler = Scheduler([], self.settings)
+        self.alerts = AlertTracker()
+        self.obsnum_ok = True
+        self.last_decision: Decision | None = None
+        self.store: ShotStore | None = None
+        self.runner: ShotRunner | None = None
+        self.processes: ProcessRunner | None = None
+        self.own_shot: ShotRequest | None = None
+        self._starting = False
+        self._own_keys: set[tuple[Any, Any]] = set()
+        self._last_report: float | None = None
+        self._pending: Any = None
+        self._lost_call: Any = None
+        self._shot_file_signature: Any = None
+
+    # -- lifecycle ----------------------------------------------------------
+    def startService(self) -> None:
+        self.processes = ProcessRunner(self.reactor,
+                                       self.config.get_float("run_shot", "kill_grace"))
+        state_db = self.config.get_path("shots", "state_db")
+        if state_db is not None:
+            state_db.parent.mkdir(parents=True, exist_ok=True)
+            self.store = ShotStore(state_db)
+            self._recover_crashed_shot()
+        self.runner = ShotRunner(self.config, self.publish, self.processes, self.reactor,
+                                 self.store)
+        self.reload_shots(force=True)
+        super().startService()
+        self.schedule_decision()
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        self._cancel_lost_timer()
+        if self.runner is not None and self.runner.running is not None:
+            self.log.warn("stopping during shot {shotid}: ending its programs",
+                          shotid=self.runner.running.shotid)
+            yield self.runner.stop()
+        if self.processes is not None:
+            yield self.processes.stop_all()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        yield super().stopService()
+
+    def _recover_crashed_shot(self) -> None:
+        """A shot recorded as running at start means OCD died during it."""
+        assert self.store is not None
+        record = self.store.running()
+        if record is None:
+            return
+        pgid = record.get("pgid")
+        if pgid:
+            try:
+                os.killpg(int(pgid), signal.SIGTERM)
+                self.log.warn("ended process group {pgid} left by the crashed shot", pgid=pgid)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+        self.failed_shot = True
+        self.log.error(
+            "OCD stopped during shot {shotid} (observation {obs}, step {step}): the shot "
+            "counts as failed; a person must check it and run 'ocd allow_hetdex start'",
+            shotid=record["shotid"], obs=record["obs_number"], step=record["step"])
+        self.store.clear_running()
+
+    # -- the shot list ------------------------------------------------------
+    def reload_shots(self, force: bool = False) -> None:
+        """Read the shot file when it changed; a rejected file means no shots."""
+        path = self.config.get_path("shots", "shot_file")
+        try:
+            stat = os.stat(path) if path is not None else None
+            signature = None if stat is None else (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            signature = "missing"
+        if not force and signature == self._shot_file_signature:
+            return
+        self._shot_file_signature = signature
+        shots: list[Shot] = []
+        if signature == "missing" or path is None:
+            self.log.error("shot file {path} does not exist: no shots until it appears",
+                           path=str(path))
+        else:
+            try:
+                shots = parse_shot_file(path)
+            except ShotListError as exc:
+                self.counters.increment("shot_file.rejected")
+                self.log.error("shot file rejected, no shots until it is fixed: {error}",
+                               error=str(exc))
+        if self.store is not None:
+            shots = self.store.sync(shots)
+        self.scheduler = Scheduler(shots, self.settings)
+        self.log.info("{n} shot(s) in the list, {left} with observations left",
+                      n=len(shots), left=sum(1 for s in shots if s.n_obs > 0))
+
+    def _count_down(self, shotid: str) -> None:
+        if self.store is None:
+            remaining = {s.shotid: max(s.n_obs - 1, 0) for s in self.scheduler.shots
+                         if s.shotid == shotid}
+        else:
+            remaining = {shotid: self.store.remaining(shotid)} if any(
+                s.shotid == shotid for s in self.scheduler.shots) else {}
+            self.store.count_down(shotid)
+            remaining = {k: self.store.remaining(k) for k in remaining}
+        if remaining:
+            self.scheduler = self.scheduler.with_remaining(remaining)
+        self.counters.increment("shots.succeeded")
+
+    # -- hooks of the main loop --------------------------------------------
+    def handle_event(self, event: Event) -> None:
+        super().handle_event(event)
+        self.schedule_decision()
+
+    def on_telescope_event(self, event: Event) -> None:
+        self.telescope = fold(self.telescope, event, self.reactor.seconds())
+
+    def on_time_jump_back(self, old: float, new: float) -> None:
+        self.telescope = reset_windows(self.telescope)
+        self._last_report = None
+
+    def on_config_updated(self, section: str, option: str, value: str) -> None:
+        self.settings = DecisionSettings.from_config(self.config)
+
+    def clear_failed_shot(self) -> str:
+        self.alerts = AlertTracker()
+        return super().clear_failed_shot()
+
+    def on_run_shot_event(self, event: Event) -> None:
+        key = (event.get("shotid"), event.get("obs_number"))
+        if key in self._own_keys:
+            return  # our own shot, handled through its outcome
+        if event.topic == RUN_SHOT_RUN and event.get("exec_status") == 1 and self._starting:
+            return
+        was_running = self.shot.state == "running"
+        super().on_run_shot_event(event)
+        if event.topic != RUN_SHOT_RUN:
+            return
+        status = event.get("exec_status")
+        if status == 0 and not was_running:
+            exptimes = event.get("exptimes") or self.settings.exptimes
+            try:
+                budget = float(sum(float(t) for t in exptimes))
+            except (TypeError, ValueError):
+                budget = float(sum(self.settings.exptimes))
+            self._start_lost_timer(key, budget + self.settings.shot_grace)
+        elif status == 1:
+            self._cancel_lost_timer()
+            if event.get("error"):
+                self._shot_failed(str(key[0]), key[1], str(event.get("exc_value") or "error"))
+            else:
+                self._count_down(str(key[0]))
+
+    # -- deciding -----------------------------------------------------------
+    def schedule_decision(self) -> None:
+        """Decide once after the current burst of events (one reactor turn)."""
+        if self._pending is None or not self._pending.active():
+            self._pending = self.reactor.callLater(0, self.evaluate)
+
+    def on_tick(self) -> None:
+        self.reload_shots()
+        self.evaluate(retry_obsnum=True)
+
+    def evaluate(self, retry_obsnum: bool = False) -> Decision | None:
+        """Decide now; act on a ``run`` verdict. Never raises."""
+        try:
+            return self._evaluate(retry_obsnum)
+        except Exception:
+            self.counters.increment("decision.errors")
+            self.log.failure("deciding failed")
+            return None
+
+    def _evaluate(self, retry_obsnum: bool) -> Decision:
+        now = self.now()
+        monotonic = self.reactor.seconds()
+        inputs = DecisionInputs(
+            telescope=self.telescope,
+            allowed=self.arming.state == "allowed",
+            shot_running=self.shot.state == "running" or self._starting,
+            failed_shot=self.failed_shot,
+            obsnum_ok=self.obsnum_ok,
+        )
+        decision = decide(inputs, self.scheduler, now, monotonic, self.settings)
+        self.counters.increment("decisions")
+        self._report(decision, now, monotonic)
+        for message in self.alerts.update(decision.blockers, inputs.allowed, monotonic,
+                                          self.config.get_float("general", "alert_after"),
+                                          decision.details):
+            self.alert(message)
+        if decision.verdict == RUN or (retry_obsnum and decision.blockers == ("obsnum_unavailable",)):
+            self._start_shot(decision)
+        return decision
+
+    def _report(self, decision: Decision, now: float, monotonic: float) -> None:
+        previous = self.last_decision
+        changed = previous is None or previous.key != decision.key or (
+            previous.shot is not decision.shot and decision.verdict == RUN)
+        due = (self._last_report is None
+               or monotonic - self._last_report >= self.settings.report_interval)
+        self.last_decision = decision
+        if changed:
+            self.log.info("{summary}", summary=decision.summary(), ocd_event="decision",
+                          blockers=list(decision.blockers))
+        if changed or due:
+            self._last_report = monotonic
+            self.publish(DECISION_MADE, decision.to_fields(now))
+
+    # -- acting -------------------------------------------------------------
+    def _start_shot(self, decision: Decision) -> None:
+        shot, track = decision.shot, decision.track
+        if shot is None or track is None or self.obsnum is None or self._starting:
+            return
+        self._starting = True
+        if self.shot.can_fire("start"):
+            self.publish_change(self.shot.fire("start", f"OCD starts shot {shot.shotid}"))
+        self.counters.increment("shots.started")
+        d = self.obsnum.reserve(shot.shotid)
+        d.addCallbacks(lambda obs: self._run(shot, track, obs),
+                       lambda failure: self._no_obsnum(shot, failure))
+        d.addErrback(lambda failure: self.log.failure("starting a shot failed", failure))
+
+    def _no_obsnum(self, shot: Shot, failure: Any) -> None:
+        self._starting = False
+        self.obsnum_ok = False
+        reason = failure.getErrorMessage()
+        if not failure.check(ObsnumUnavailable):
+            self.log.failure("reserving an observation number failed", failure)
+        self.counters.increment("obsnum.unavailable")
+        if self.shot.can_fire("finish"):
+            self.publish_change(self.shot.fire(
+                "finish", f"shot {shot.shotid} not started: no observation number ({reason})"))
+        self.schedule_decision()
+
+    def _run(self, shot: Shot, track: int, obs_number: int) -> None:
+        self.obsnum_ok = True
+        azimuth = shot.forced_az if shot.forced_az != -1 else track_azimuth(shot.dec, track)
+        request = ShotRequest(
+            shotid=shot.shotid, obs_number=obs_number, ra=shot.ra, dec=shot.dec,
+            azimuth=azimuth, track=track, exptimes=tuple(self.settings.exptimes),
+            metadata=dict(shot.metadata), forced_az=shot.forced_az,
+            qifu=shot.metadata.get("QIFU"),
+        )
+        key = (request.shotid, request.obs_number)
+        self._own_keys.add(key)
+        self.own_shot = request
+        self._starting = False
+        self.log.info("starting shot {shotid} (observation {obs}) on the {track} track",
+                      shotid=shot.shotid, obs=obs_number, track=request.track_name)
+        self._start_lost_timer(key, float(sum(request.exptimes)) + self.settings.shot_grace)
+        assert self.runner is not None
+        self.runner.run(request).addCallback(self._shot_done)
+
+    def _shot_done(self, outcome: ShotOutcome) -> None:
+        request = outcome.request
+        self.own_shot = None
+        self._cancel_lost_timer()
+        if self.shot.can_fire("finish"):
+            verdict = "done" if outcome.ok else f"failed: {outcome.error}"
+            self.publish_change(self.shot.fire("finish", f"shot {request.shotid} {verdict}"))
+        if outcome.ok:
+            self._count_down(request.shotid)
+        else:
+            self._shot_failed(request.shotid, request.obs_number, outcome.error or "error")
+        self.schedule_decision()
+
+    def _shot_failed(self, shotid: str, obs_number: Any, error: str) -> None:
+        self.counters.increment("shots.failed")
+        self.failed_shot = True
+        self.alert(failed_shot_message(shotid, obs_number, error))
+        if self.arming.can_fire("self_disarm"):
+            reason = f"shot {shotid} failed"
+            self.publish_change(self.arming.fire("self_disarm", reason))
+            self.alert(disarm_message(reason))
+
+    # -- lost shots ---------------------------------------------------------
+    def _start_lost_timer(self, key: tuple[Any, Any], seconds: float) -> None:
+        self._cancel_lost_timer()
+        self._lost_call = self.reactor.callLater(seconds, self._lost, key, seconds)
+
+    def _cancel_lost_timer(self) -> None:
+        if self._lost_call is not None and self._lost_call.active():
+            self._lost_call.cancel()
+        self._lost_call = None
+
+    def _lost(self, key: tuple[Any, Any], seconds: float) -> None:
+        try:
+            self._lost_call = None
+            self.log.error("shot {shotid} (observation {obs}): no FINISH after {s:.0f} s: lost",
+                           shotid=key[0], obs=key[1], s=seconds)
+            if self.runner is not None and self.runner.running is not None:
+                self.runner.stop()
+            if self.shot.can_fire("lost"):
+                self.publish_change(self.shot.fire("lost", "lost"))
+            self._shot_failed(str(key[0]), key[1], f"lost: no FINISH after {seconds:.0f} s")
+            self.schedule_decision()
+        except Exception:
+            self.log.failure("declaring a shot lost failed")
+
+    # -- alerts -------------------------------------------------------------
+    def alert(self, message: str) -> None:
+        """Log the alert and run ``[general] alert_command`` with it, if set."""
+        self.counters.increment("alerts")
+        self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
+        command = self.config.get_command("general", "alert_command")
+        if not command or self.processes is None:
+            return
+        d = self.processes.run([*command, message], name="alert_command", timeout=ALERT_TIMEOUT)
+        d.addErrback(lambda failure: self.log.error("alert command failed: {error}",
+                                                    error=failure.getErrorMessage()))

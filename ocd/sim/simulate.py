@@ -1,0 +1,156 @@
+"""A whole simulated night, end to end, in one process.
+
+What ``make demo`` runs, and what the end-to-end tests reuse. Nothing is
+faked inside OCD: the same service tree as ``ocd run`` listens on real
+ZeroMQ sockets on 127.0.0.1; the night is a generated TCS event database
+played back by the same code as ``ocd db_replay``; OCD is armed over the
+wire by the same code as ``ocd allow_hetdex start``; shots run the stand-in
+``syscmd`` and ``hetdex-dither.py`` as real child processes, which sleep
+their exposure time divided by the speed-up; observation numbers come from
+a SQLite ``vl_obsnum``. Only the night, the shot list and the shuffle files
+are made up, and they are made so that the targets really cross the HET's
+elevation while it is dark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ocd.config import Config
+from ocd.nightlog import NightLog, NightReport
+
+log = Logger(namespace="ocd.simulate")
+
+
+def free_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    """Everything a simulated night needs on disk, and its configuration."""
+
+    workdir: Path
+    night_db: Path
+    config: Config
+    shot_count: int
+    speedup: float
+
+
+def standin_command(module: str, *words: str) -> str:
+    """A command template that runs a stand-in of this Python, installed or not."""
+    return " ".join([sys.executable, "-m", module, *words])
+
+
+def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int = 24,
+            speedup: float = 360.0, hours: float | None = None,
+            extra: Sequence[tuple[str, str, str]] = ()) -> NightPlan:
+    """Generate (or reuse) the night; write shot list, shuffle files, config.
+
+    The observation-number table and the shot state database start empty
+    on every run so that the night is reproducible.
+    """
+    from ocd.sim.night import DEFAULT_DATE, cached_night, night_span
+    from ocd.sim.shotlist import make_sample_shots, shot_list_text
+    from ocd.sim.shuffle_files import write_shuffle_files
+
+    date = date or DEFAULT_DATE
+    workdir.mkdir(parents=True, exist_ok=True)
+    params: dict[str, Any] = {"seed": seed, "date": date}
+    if hours is not None:
+        params["hours"] = hours
+    night_db = cached_night(**params)
+    dusk, dawn = night_span(date, horizon_deg=-12.0)
+    if hours is not None:
+        dawn = min(dawn, dusk + hours * 3600)
+    sample = make_sample_shots(dusk + 1800, dawn - 1800, shots, seed=seed)
+    shot_file = workdir / "shots.txt"
+    shot_file.write_text(shot_list_text(sample), encoding="utf-8")
+    write_shuffle_files(sample, workdir)
+    for name in ("obsnum.sqlite", "state.sqlite", "standins.jsonl", "nightlog.jsonl"):
+        (workdir / name).unlink(missing_ok=True)
+    overrides = [
+        ("urls", "event_urls", ""),
+        ("urls", "ocd_db_replay", free_url()),
+        ("urls", "ocd_main_loop", free_url()),
+        ("urls", "ocd_allow_hetdex", free_url()),
+        ("urls", "ocd_config", free_url()),
+        ("urls", "ocd_run_shot", f"{free_url()} {free_url()}"),
+        ("database", "backend", "sqlite"),
+        ("database", "sqlite_file", str(workdir / "obsnum.sqlite")),
+        ("database", "first_obsnum", "1"),
+        ("shots", "shot_file", str(shot_file)),
+        ("shots", "state_db", str(workdir / "state.sqlite")),
+        ("paths", "shuffle_shot", str(workdir)),
+        ("paths", "data_dir", str(workdir / "data" / "virus{obs_number:07d}" / "exp03")),
+        ("run_shot", "syscmd_command", standin_command("ocd.sim.syscmd", "{switch}", "{command}")),
+        ("run_shot", "dither_command", standin_command(
+            "ocd.sim.dither", "--exposure", "{exposure}", "--exptime", "{seconds}", "--obsnum",
+            "{obs_number}", "--object", "{shotid}", "--dither-with-probes", "{dither_with_probes}")),
+        ("decision", "decide_interval", "1"),
+        *extra,
+    ]
+    config = Config.load(None, overrides)
+    os.environ["OCD_STANDIN_SPEEDUP"] = f"{speedup:g}"
+    os.environ["OCD_STANDIN_LOG"] = str(workdir / "standins.jsonl")
+    return NightPlan(workdir, night_db, config, len(sample), speedup)
+
+
+@defer.inlineCallbacks
+def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = False) -> Any:
+    """Run the plan; fires with the :class:`NightReport`."""
+    from ocd.commands.allow_hetdex import allow
+    from ocd.commands.db_replay import replay
+    from ocd.replay import ReplayDatabase
+    from ocd.service import makeService
+
+    out = out if out is not None else sys.stderr
+    config = plan.config
+    service = makeService(config, reactor)
+    main_loop = service.getServiceNamed("main_loop")
+    night_log = NightLog(plan.workdir / "nightlog.jsonl")
+    main_loop.listeners.append(night_log)
+    service.startService()
+    try:
+        code = yield allow(config, "start", 5, 0.5, reactor, out)
+        if code != 0:
+            raise RuntimeError(f"could not arm OCD (exit status {code})")
+        db = ReplayDatabase(plan.night_db)
+        args = argparse.Namespace(timeout=10.0, speedup=plan.speedup, serve_forever=False)
+        code = yield replay(config, db, config.get_urls("urls", "ocd_db_replay"), args,
+                            reactor, out, terminal=progress)
+        if code != 0:
+            raise RuntimeError(f"the replay failed (exit status {code})")
+        runner = getattr(main_loop, "runner", None)
+        if runner is not None and runner.running is not None:
+            log.info("the night is over; waiting for shot {shotid} to finish",
+                     shotid=runner.running.shotid)
+            while runner.running is not None:
+                yield deferLater(reactor, 0.2)
+    finally:
+        yield service.stopService()
+        night_log.close()
+    return night_log.report()
+
+
+def deferLater(reactor: Any, seconds: float) -> defer.Deferred:
+    from twisted.internet.task import deferLater as later
+
+    return later(reactor, seconds, lambda: None)
+
+
+def describe(plan: NightPlan, report: NightReport) -> str:
+    head = (f"Simulated night: {plan.night_db.name}, {plan.shot_count} shots in the list, "
+            f"speed-up {plan.speedup:g}; files in {plan.workdir}")
+    return head + "\n\n" + report.format()

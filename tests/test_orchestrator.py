@@ -1,0 +1,220 @@
+"""The orchestrator on a Clock: decisions reported, shots lost or failed, obsnum down.
+
+No sockets and no child processes here: events are handed to
+``handle_event`` as the subscriber would, and what OCD says is read from
+the listeners of ``publish`` (the one place every outgoing event passes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from ocd.config import Config
+from ocd.events import UrlKind, event_from_payload, make_payload
+from ocd.obsnum import ObsnumUnavailable
+from ocd.orchestrator import Orchestrator, track_azimuth
+from ocd.sim.shotlist import make_sample_shots, shot_list_text
+
+# A dark moment of the default sample night (2025-02-20, 06:00 UTC).
+NIGHT = 1740031200.0
+
+
+class UnreachableObsnum:
+    """Stands in for ObsnumPool when the database is down (same ``reserve``)."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def reserve(self, shotid: str) -> defer.Deferred:
+        self.tries += 1
+        return defer.fail(ObsnumUnavailable("no route to 127.0.0.1:1"))
+
+
+def test_fake_obsnum_matches_the_real_interface():
+    import inspect
+
+    from ocd.obsnum import ObsnumPool
+
+    real = inspect.signature(ObsnumPool.reserve)
+    fake = inspect.signature(UnreachableObsnum.reserve)
+    assert list(real.parameters) == list(fake.parameters)
+
+
+def tcs(topic: str, t: float, **fields) -> object:
+    payload = make_payload(topic, fields, t, t)
+    return event_from_payload(topic, payload, UrlKind.TCS, "tcp://tcs")
+
+
+def control(kind: UrlKind, topic: str, **fields) -> object:
+    payload = make_payload(topic, fields, NIGHT, NIGHT)
+    return event_from_payload(topic, payload, kind, "tcp://control")
+
+
+def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
+    loop.handle_event(tcs("tcs.receiver.heartbeat", t))
+    loop.handle_event(tcs("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
+                          dewpoint=-10))
+    loop.handle_event(tcs("legacy.shutter.status", t, state="open"))
+    loop.handle_event(tcs("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
+                          valid=True))
+    clock.advance(0)
+
+
+@pytest.fixture
+def make_loop(tmp_path: Path):
+    loops = []
+
+    def make(obsnum=None, shots: int = 6, options: dict | None = None) -> tuple[Orchestrator, Clock, list]:
+        sample = make_sample_shots(NIGHT - 3600, NIGHT + 3600, shots, seed=3)
+        shot_file = tmp_path / "shots.txt"
+        shot_file.write_text(shot_list_text(sample))
+        overrides = [("shots", "shot_file", str(shot_file)),
+                     ("shots", "state_db", str(tmp_path / "state.sqlite"))]
+        overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
+        config = Config.load(None, overrides)
+        clock = Clock()
+        clock.advance(1000)
+        loop = Orchestrator(config, clock, obsnum=obsnum)
+        heard: list = []
+        loop.listeners.append(heard.append)
+        loop.startService()
+        loops.append(loop)
+        return loop, clock, heard
+
+    yield make
+    for loop in loops:
+        loop.stopService()
+
+
+def decisions(heard: list) -> list[dict]:
+    return [dict(e.payload) for e in heard if e.topic == "ocd.decision.made"]
+
+
+def changes(heard: list, machine: str) -> list[dict]:
+    return [dict(e.payload) for e in heard
+            if e.topic == "ocd.states.change" and e.payload["machine_name"] == machine]
+
+
+def test_not_allowed_at_start_and_blockers_reported_in_order(make_loop):
+    loop, clock, heard = make_loop()
+    good_sky(loop, clock, NIGHT)
+    last = decisions(heard)[-1]
+    assert last["verdict"] == "wait"
+    assert last["blockers"][0] == "not_allowed"
+    assert "shutter_closed" not in last["blockers"]
+    assert last["now"] == NIGHT
+
+
+def test_decision_published_on_change_and_every_report_interval(make_loop):
+    loop, clock, heard = make_loop(options={("decision", "report_interval"): "60"})
+    good_sky(loop, clock, NIGHT)
+    count = len(decisions(heard))
+    for i in range(1, 30):  # unchanged answer, 30 s of reactor time
+        clock.advance(1)
+        loop.handle_event(tcs("tcs.receiver.heartbeat", NIGHT + i))
+        clock.advance(0)
+    assert len(decisions(heard)) == count
+    loop.handle_event(tcs("legacy.shutter.status", NIGHT + 31, state="closed"))
+    clock.advance(0)
+    assert "shutter_closed" in decisions(heard)[-1]["blockers"]
+    count = len(decisions(heard))
+    for i in range(31, 100):
+        clock.advance(1)
+        loop.handle_event(tcs("tcs.receiver.heartbeat", NIGHT + i))
+        clock.advance(0)
+    assert len(decisions(heard)) == count + 1  # the periodic report
+
+
+def test_tcs_silence_noticed_on_the_reactor_clock(make_loop):
+    loop, clock, heard = make_loop(options={("decision", "tcs_timeout"): "30",
+                                      ("decision", "decide_interval"): "5"})
+    good_sky(loop, clock, NIGHT)
+    assert "tcs_silent" not in decisions(heard)[-1]["blockers"]
+    clock.advance(31)
+    loop.tick()
+    assert "tcs_silent" in decisions(heard)[-1]["blockers"]
+
+
+def test_allow_then_obsnum_unavailable_blocks_and_retries(make_loop):
+    obsnum = UnreachableObsnum()
+    loop, clock, heard = make_loop(obsnum=obsnum, options={("dates", "mock_time"): str(NIGHT)})
+    loop.handle_event(control(UrlKind.ALLOW_HETDEX, "ocd.states.hetdex_allowed",
+                              allow=True, id="a1"))
+    good_sky(loop, clock, NIGHT)
+    if obsnum.tries == 0:
+        pytest.skip("no sample shot observable at this moment")
+    assert "obsnum_unavailable" in decisions(heard)[-1]["blockers"]
+    assert loop.shot.state == "idle"
+    tries = obsnum.tries
+    clock.advance(1)
+    loop.handle_event(tcs("tcs.receiver.heartbeat", NIGHT + 1))
+    clock.advance(0)
+    assert obsnum.tries == tries  # events do not hammer a dead database
+    loop.tick()
+    assert obsnum.tries == tries + 1  # the timer retries
+    assert loop.running
+
+
+def run_shot_event(exec_status: int, **extra) -> object:
+    fields = dict(shotid="HAND01", obs_number=77, ra=1.0, dec=20.0, azimuth=40.0, track=0,
+                  exptimes=[10, 10, 10], exec_status=exec_status, **extra)
+    return control(UrlKind.RUN_SHOT, "ocd.run_shot.run", **fields)
+
+
+def test_shot_by_hand_blocks_and_is_declared_lost(make_loop):
+    loop, clock, heard = make_loop(options={("decision", "shot_grace"): "60"})
+    loop.handle_event(control(UrlKind.ALLOW_HETDEX, "ocd.states.hetdex_allowed",
+                              allow=True, id="a1"))
+    loop.handle_event(run_shot_event(0))
+    clock.advance(0)
+    assert loop.shot.state == "running"
+    assert "shot_running" in decisions(heard)[-1]["blockers"]
+    clock.advance(89)
+    assert loop.shot.state == "running"
+    clock.advance(2)  # 30 s of exposures + 60 s grace
+    assert changes(heard, "run_shot")[-1]["msg"] == "lost"
+    assert loop.failed_shot
+    assert loop.arming.state == "not_allowed"
+    assert changes(heard, "hetdex_allowed")[-1]["transition"] == "self_disarm"
+    # a person re-arms: failed_shot cleared
+    loop.handle_event(control(UrlKind.ALLOW_HETDEX, "ocd.states.hetdex_allowed",
+                              allow=True, id="a2"))
+    clock.advance(0)
+    assert not loop.failed_shot
+    answer = [e for e in heard if e.topic == "ocd.states.hetdex_allowed_changed"][-1]
+    assert "failed_shot cleared" in answer["reason"]
+
+
+def test_failed_shot_by_hand_disarms(make_loop):
+    loop, clock, heard = make_loop()
+    loop.handle_event(control(UrlKind.ALLOW_HETDEX, "ocd.states.hetdex_allowed",
+                              allow=True, id="a1"))
+    loop.handle_event(run_shot_event(0))
+    loop.handle_event(run_shot_event(1, error=True, exc_type="ProcessFailed",
+                                     exc_value="syscmd exited 1", traceback=""))
+    clock.advance(0)
+    assert loop.shot.state == "idle"
+    assert loop.failed_shot
+    assert "failed_shot" in decisions(heard)[-1]["blockers"]
+    clock.advance(10_000)  # no lost timer left behind
+    assert [c["msg"] for c in changes(heard, "run_shot")].count("lost") == 0
+
+
+def test_rejected_shot_file_means_no_target_and_loop_alive(make_loop, tmp_path):
+    loop, clock, heard = make_loop()
+    (tmp_path / "shots.txt").write_text("DEX1 not-a-number 10 2 1 1 -1\n")
+    loop.tick()
+    good_sky(loop, clock, NIGHT)
+    assert loop.scheduler.shots == ()
+    assert "no_target" in decisions(heard)[-1]["blockers"]
+
+
+def test_track_azimuth_east_and_west():
+    east = track_azimuth(56.1464, 0)
+    west = track_azimuth(56.1464, 1)
+    assert 0 < east < 180
+    assert west == pytest.approx(360 - east)
