@@ -35,9 +35,9 @@ from typing import Any, Callable, Mapping
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from ocd.config import Config, ConfigError
-from ocd.process import ProcessFailed, ProcessRunner, RunningProcess
-from ocd.shuffle import TRACK_NAMES, ShuffleError, read_shuffle, setup_commands, shuffle_path
+from ocd.config import Config
+from ocd.process import ProcessRunner, RunningProcess
+from ocd.shuffle import TRACK_NAMES, read_shuffle, setup_commands, shuffle_path
 from ocd.shuffle import syscmd_switch
 
 log = Logger(namespace="ocd.run_shot")
@@ -416,8 +416,3 @@ class ShotRunner:
         except Exception:
             log.failure("cannot clear the running-shot record")
 
-
-__all__ = [
-    "ShotRequest", "ShotOutcome", "ShotRunner", "ShotError", "ShotStopped",
-    "ProcessFailed", "ShuffleError", "ConfigError", "fill_template",
-]
