@@ -456,7 +456,10 @@ class Replayer:
     def _due(self, event: ReplayEvent) -> float:
         if event.t is not None:
             if self._t0 is None:
+                # Anchor at the first timed event, not at the start of the pass:
+                # the first rows may take a while (SQLite sorts before it yields).
                 self._t0 = event.t
+                self._pass_start = max(self._clock.seconds(), self._last_due)
             due = self._pass_start + (event.t - self._t0) / self.speedup
             if due > self._last_due:
                 self._last_due = due

@@ -156,3 +156,19 @@ def test_skipped_counts_add_over_passes():
 def test_bad_speedup_is_refused():
     with pytest.raises(ValueError):
         Replayer(lambda: iter([]), lambda f: None, Clock(), speedup=0)
+
+
+def test_schedule_starts_when_the_first_event_is_read():
+    """SQLite sorts before the first row: that wait must not make every event late."""
+    clock = Clock()
+    send = Recorder(clock)
+
+    def slow_source():
+        clock.advance(3.0)  # the first fetch takes 3 s
+        yield from events([10.0, 11.0, 12.0])
+
+    replayer = Replayer(slow_source, send, clock, keep_lateness=True)
+    replayer.start()
+    clock.pump([0.5] * 10)
+    assert [t for t, _ in send.sent] == [3.0, 4.0, 5.0]
+    assert replayer.lateness == [0.0, 0.0, 0.0]
