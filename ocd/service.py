@@ -54,6 +54,9 @@ CONTROL_TOPICS: dict[UrlKind, tuple[str, ...]] = {
 
 Listener = Callable[[Event], None]
 
+_RECEIVED = {kind: f"received.{kind.value}" for kind in UrlKind}
+_TELESCOPE = frozenset(kind for kind in UrlKind if kind.is_telescope)
+
 
 def telescope_source(config: Config) -> tuple[UrlKind, list[str]]:
     """Which telescope URLs ``ocd run`` connects to; both given is an error."""
@@ -104,6 +107,7 @@ class MainLoop(Service):
             raise ConfigError(f"[dates] mock_time = {mock!r}: {exc}") from None
         self._tcs_time: float | None = None
         self._warned: dict[str, tuple[float, int]] = {}
+        self._topic_counter: dict[str, str] = {}
 
     @property
     def reactor(self) -> Any:
@@ -168,15 +172,19 @@ class MainLoop(Service):
         """Route one event by the kind of URL it came on (events.md section 1)."""
         kind = event.url_kind
         topic = event.topic
-        self.counters.increment(f"received.{kind.value if kind else 'unknown'}")
-        if kind is not None and kind.is_telescope:
+        counters = self.counters
+        counters.increment(_RECEIVED.get(kind, "received.unknown"))
+        if kind in _TELESCOPE:
             if topic == HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
                 self._answer_heartbeat(event)
-            elif event.system == "ocd":
+            elif topic.startswith("ocd."):
                 self._drop(event, "ocd topic on a telescope URL")
             else:
                 self._advance_clock(event)
-                self.counters.increment(f"topic.{topic}")
+                name = self._topic_counter.get(topic)
+                if name is None:
+                    name = self._topic_counter[topic] = f"topic.{topic}"
+                counters.increment(name)
                 self.on_telescope_event(event)
                 if topic == TCS_HEARTBEAT:
                     self.publish_states()

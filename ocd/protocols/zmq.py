@@ -258,30 +258,35 @@ class EventSubscriber:
         if socket is None:
             return
         deadline = time.perf_counter() + MAX_BATCH_SECONDS
+        recv = socket.recv_multipart
+        kind, label = self.kind, self.url_label
+        on_event, on_malformed = self._on_event, self._on_malformed
+        clock = time.perf_counter
         for _ in range(self._max_batch):
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
+                frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return  # drained: the FD will signal the next change
             except zmq.ZMQError as exc:
-                log.error("subscriber {kind}: receive failed: {error}", kind=self.kind.value,
+                log.error("subscriber {kind}: receive failed: {error}", kind=kind.value,
                           error=str(exc))
                 return
             self.received += 1
-            self._dispatch(frames)
+            try:
+                event = parse_frames(frames, kind, label)
+            except MalformedEvent as exc:
+                self._call(on_malformed, exc, label)
+            else:
+                try:
+                    on_event(event)
+                except Exception:
+                    log.failure("subscriber {kind}: handler {handler!r} failed",
+                                kind=kind.value, handler=on_event)
             if self._socket is None:
                 return  # closed by a handler
-            if time.perf_counter() > deadline:
+            if clock() > deadline:
                 break
         self._schedule()  # stopped early: more may wait, and the FD will not say so
-
-    def _dispatch(self, frames: list[bytes]) -> None:
-        try:
-            event = parse_frames(frames, self.kind, self.url_label)
-        except MalformedEvent as exc:
-            self._call(self._on_malformed, exc, self.url_label)
-            return
-        self._call(self._on_event, event)
 
     def _call(self, handler: Callable[..., None], *args: Any) -> None:
         try:
