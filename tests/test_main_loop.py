@@ -258,3 +258,34 @@ def test_run_shot_events_drive_the_shot_machine(ocd):
     finally:
         client.close()
         bus.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_replay_url_answers_heartbeats_and_advances_the_clock(free_url):
+    """``ocd db_replay`` binds ocd_db_replay and shakes hands on it."""
+    from twisted.internet import reactor
+
+    from ocd.control import ControlClient
+    from ocd.protocols.zmq import Bus
+    from ocd.service import makeService
+
+    replay = free_url()
+    config = make_config(free_url, urls__event_urls="", urls__ocd_db_replay=replay,
+                         topics__extra_topics="ocd.states")
+    service = makeService(config, reactor)
+    service.startService()
+    bus = Bus()
+    bus.open()
+    client = ControlClient(bus, [replay], config.get_urls("urls", "ocd_main_loop"))
+    try:
+        assert (yield client.handshake(3.0, 0.1))
+        client.emit("tcs.receiver.heartbeat", {}, data_time=1526371200.0)
+        loop = main_loop(service)
+        assert (yield wait_until(lambda: loop.now() == 1526371200.0, 3.0))
+        client.emit("ocd.states.hetdex_allowed", {"allow": True, "id": "x"})
+        assert (yield wait_until(lambda: loop.counters.get("dropped.replay") == 1, 3.0))
+        assert loop.arming.state == "not_allowed"
+    finally:
+        client.close()
+        bus.close()
+        service.stopService()
