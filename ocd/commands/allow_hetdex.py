@@ -47,7 +47,7 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
     reason = answer.get("reason", "")
     state = "allowed" if allowed else "not allowed"
     if allowed is want:
-        print(f"ocd allow_hetdex {action}: HETDEX shots {state} ({reason})", file=out)
+        print(f"ocd allow_hetdex {action}: confirmed, HETDEX shots {state}: {reason}", file=out)
         return EXIT_OK
     print(f"ocd allow_hetdex {action}: refused, HETDEX shots still {state}: {reason}", file=out)
     return EXIT_FAILED
