@@ -128,8 +128,14 @@ def build_report(records: list[dict[str, Any]]) -> NightReport:
         if topic == DECISION:
             decisions += 1
             now = float(record.get("now", record["data_time"]))
-            first = now if first is None else min(first, now)
-            last = now if last is None else max(last, now)
+            if previous is not None and now < previous["now"]:
+                # OCD's clock went back: the machine's clock before the first
+                # TCS event, or a replay starting over. Count the night anew.
+                lost.clear()
+                first = None
+                decisions = 1
+            first = now if first is None else first
+            last = now
             if previous is not None and now > previous["now"]:
                 for name in previous["blockers"]:
                     lost[name] = lost.get(name, 0.0) + now - previous["now"]

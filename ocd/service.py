@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.logger import Logger
 
 from ocd.config import Config, ConfigError
@@ -385,6 +385,8 @@ class TelescopeSubscriber(Service):
 class OcdService(MultiService):
     """The root: opens the bus before its children start, closes it after."""
 
+    log = Logger(namespace="ocd.service")
+
     def __init__(self, bus: Bus, main_loop: MainLoop):
         super().__init__()
         self.setName("ocd")
@@ -406,18 +408,42 @@ class OcdService(MultiService):
             self.bus.close()
             raise
 
-    def stopService(self):
-        d = maybeDeferred(MultiService.stopService, self)
-        d.addBoth(lambda result: (self.bus.close(), result)[1])
-        return d
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        """Stop the children one by one, last started first, then the bus.
+
+        Sequential on purpose (MultiService stops all children at once): the
+        main loop must finish a running shot and publish its FINISH before
+        the control channels close the sockets it goes out on.
+        """
+        Service.stopService(self)
+        try:
+            for child in reversed(list(self)):
+                try:
+                    yield maybeDeferred(child.stopService)
+                except Exception:
+                    self.log.failure("stopping {name} failed", name=child.name)
+        finally:
+            self.bus.close()
 
 
 def makeService(config: Config, reactor: Any = None) -> MultiService:
-    """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing."""
+    """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
+
+    Children start in this order and stop in the reverse one: the main loop
+    (ending a running shot) stops before the subscriber, the observation
+    number pool and the control channels whose sockets carry its FINISH.
+    """
+    from ocd.obsnum import ObsnumPool
+    from ocd.orchestrator import Orchestrator
+
     bus = Bus(reactor)
-    main_loop = MainLoop(config, reactor)
+    obsnum = ObsnumPool(config, reactor)
+    obsnum.setName("obsnum")
+    main_loop = Orchestrator(config, reactor, obsnum=obsnum)
     root = OcdService(bus, main_loop)
     ControlChannels(config, bus, main_loop).setServiceParent(root)
+    obsnum.setServiceParent(root)
     TelescopeSubscriber(config, bus, main_loop).setServiceParent(root)
     main_loop.setServiceParent(root)
     interval = max(config.get_float("decision", "decide_interval"), 0.1)

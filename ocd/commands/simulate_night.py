@@ -29,10 +29,13 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the night and the shot list")
     parser.add_argument("--date", default=None, help="Night to simulate (YYYY-MM-DD)")
     parser.add_argument("--shots", type=int, default=24, help="Number of shots in the list")
-    parser.add_argument("--speedup", type=float, default=360.0,
+    parser.add_argument("--speedup", type=float, default=400.0,
                         help="How much faster than real time the night runs")
     parser.add_argument("--hours", type=float, default=None,
                         help="Simulate only the first HOURS of the night")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Log everything OCD does (the [general] log_level), not just a line "
+                             "per decision and shot")
     parser.add_argument("--progress", choices=["yes", "no"], default=None,
                         help="Show the replay's progress bar (default: on a terminal)")
 
@@ -51,14 +54,15 @@ def main(args: argparse.Namespace, config: Config) -> int:
     print(f"ocd simulate_night: preparing the night in {workdir} ...", file=sys.stderr)
     plan = prepare(workdir, seed=args.seed, date=args.date, shots=args.shots,
                    speedup=args.speedup, hours=args.hours,
-                   extra=[(s, o, config.get_str(s, o)) for s, o in (
-                       ("general", "log_level"), ("general", "json_log"))])
+                   extra=[("general", "log_level",
+                           config.get_str("general", "log_level") if args.verbose else "warn"),
+                          ("general", "json_log", config.get_str("general", "json_log"))])
     start_logging(plan.config)
     progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
     result: dict[str, Any] = {}
 
     def work(reactor: Any) -> Any:
-        d = run_night(plan, reactor, sys.stderr, progress)
+        d = run_night(plan, reactor, sys.stdout, progress, narrate=not args.verbose)
         return d.addCallback(lambda report: result.setdefault("report", report) and 0)
 
     code = run_on_reactor(work)

@@ -108,7 +108,8 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
 
 
 @defer.inlineCallbacks
-def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = False) -> Any:
+def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = False,
+              narrate: bool = False) -> Any:
     """Run the plan; fires with the :class:`NightReport`."""
     from ocd.commands.allow_hetdex import allow
     from ocd.commands.db_replay import replay
@@ -121,6 +122,8 @@ def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = F
     main_loop = service.getServiceNamed("main_loop")
     night_log = NightLog(plan.workdir / "nightlog.jsonl")
     main_loop.listeners.append(night_log)
+    if narrate:
+        main_loop.listeners.append(Narrator(out))
     service.startService()
     try:
         code = yield allow(config, "start", 5, 0.5, reactor, out)
@@ -142,6 +145,40 @@ def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = F
         yield service.stopService()
         night_log.close()
     return night_log.report()
+
+
+class Narrator:
+    """Tells a person watching the demo what OCD decides and does, one line each."""
+
+    def __init__(self, out: Any):
+        self.out = out
+        self._last: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from datetime import datetime, timezone
+
+        when = datetime.fromtimestamp(event.data_time, tz=timezone.utc).strftime("%H:%M:%S")
+        p = event.payload
+        line = None
+        if event.topic == "ocd.decision.made":
+            key = (p["verdict"], tuple(p["blockers"]))
+            if key != self._last:
+                self._last = key
+                if p["verdict"] == "run":
+                    line = f"run {p['shotid']}"
+                else:
+                    line = "waiting: " + ", ".join(
+                        f"{b} ({p['details'][b]})" if b in p["details"] else b for b in p["blockers"])
+        elif event.topic == "ocd.run_shot.run":
+            if p["exec_status"] == 0:
+                line = f"shot {p['shotid']} started, observation {p['obs_number']}"
+            else:
+                outcome = "FAILED: " + str(p.get("exc_value")) if p.get("error") else "done"
+                line = f"shot {p['shotid']} {outcome}"
+        elif event.topic == "ocd.states.change" and p["machine_name"] == "hetdex_allowed":
+            line = f"{p['old_state']} -> {p['new_state']} ({p['msg']})"
+        if line is not None:
+            print(f"[night {when}] {line}", file=self.out)
 
 
 def deferLater(reactor: Any, seconds: float) -> defer.Deferred:
