@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from ocd.config import Config
@@ -11,6 +13,7 @@ from ocd.config import Config
 
 def make_config(free_url: Callable[[], str], **extra: str) -> Config:
     """A config whose every URL is a fresh free one; ``extra`` = {"section__option": value}."""
+    state = tempfile.mkdtemp(prefix="ocd-test-")
     overrides = [
         ("urls", "event_urls", free_url()),
         ("urls", "ocd_db_replay", ""),
@@ -19,6 +22,10 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
         ("urls", "ocd_config", free_url()),
         ("urls", "ocd_run_shot", f"{free_url()} {free_url()}"),
         ("dates", "clock", "tcs"),
+        # Local state of the main loop goes to a fresh folder, never the work tree.
+        ("shots", "state_db", str(Path(state) / "state.sqlite")),
+        ("shots", "shot_file", str(Path(state) / "shots.txt")),
+        ("database", "sqlite_file", str(Path(state) / "obsnum.sqlite")),
     ]
     for key, value in extra.items():
         section, option = key.split("__", 1)
@@ -31,7 +38,7 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
 def write_config(config: Config, path) -> str:
     """Write the URL sections of ``config`` to a file a child process reads."""
     lines = []
-    for section in ("urls", "dates", "topics"):
+    for section in ("urls", "dates", "topics", "shots", "database"):
         lines.append(f"[{section}]")
         for option in config.options(section):
             value = config.as_dict()[section][option]
