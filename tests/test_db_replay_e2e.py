@@ -143,3 +143,35 @@ def test_usage_errors_are_exit_2(night, tmp_path, capsys):
     assert ocd_main(["db_replay", str(bad), "--ocd-db-replay", url]) == 2
     assert "bad.db: not an SQLite 3 database" in capsys.readouterr().err
     assert ocd_main(["db_replay", "-s", "0", str(night.path), "--ocd-db-replay", url]) == 2
+
+
+def test_progress_bar_on_a_terminal_and_log_lines_otherwise():
+    from twisted.internet.task import Clock
+    from twisted.logger import globalLogPublisher
+
+    from ocd.commands.db_replay import Progress
+    from ocd.replay import ReplayEvent, Replayer
+
+    clock = Clock()
+    stream = [ReplayEvent(i, "a.b.c", {"i": i}, 1740100000.0 + i) for i in range(10)]
+    replayer = Replayer(lambda: iter(stream), lambda frames: None, clock, speedup=2.0)
+    bar = io.StringIO()
+    progress = Progress(replayer, 10, (1740100000.0, 1740100009.0), clock, 5, True, bar)
+    replayer.start()
+    clock.pump([0.25] * 8)
+    progress.close()
+    assert "night 01:06:" in bar.getvalue() and "/10" in bar.getvalue() and "left" in bar.getvalue()
+
+    lines = []
+    globalLogPublisher.addObserver(lines.append)
+    try:
+        clock2 = Clock()
+        replayer2 = Replayer(lambda: iter(stream), lambda frames: None, clock2, speedup=2.0)
+        progress2 = Progress(replayer2, 10, (1740100000.0, 1740100009.0), clock2, 1.0, False, io.StringIO())
+        replayer2.start()
+        clock2.pump([0.5] * 4)
+        progress2.close()
+    finally:
+        globalLogPublisher.removeObserver(lines.append)
+    progress_lines = [e for e in lines if "progress:" in e.get("log_format", "")]
+    assert len(progress_lines) == 2 and progress_lines[-1]["sent"] in (4, 5)
