@@ -55,11 +55,13 @@ def standin_command(module: str, *words: str) -> str:
 
 def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int = 24,
             speedup: float = 360.0, hours: float | None = None,
-            extra: Sequence[tuple[str, str, str]] = ()) -> NightPlan:
+            extra: Sequence[tuple[str, str, str]] = (),
+            bad_weather_minutes: float | None = None) -> NightPlan:
     """Generate (or reuse) the night; write shot list, shuffle files, config.
 
     The observation-number table and the shot state database start empty
-    on every run so that the night is reproducible.
+    on every run so that the night is reproducible. ``bad_weather_minutes``
+    is the generator's (None: drawn from the seed, 0: a clear night).
     """
     from ocd.sim.night import DEFAULT_DATE, cached_night, night_span
     from ocd.sim.shotlist import make_sample_shots, shot_list_text
@@ -70,10 +72,15 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
     params: dict[str, Any] = {"seed": seed, "date": date}
     if hours is not None:
         params["hours"] = hours
+    if bad_weather_minutes is not None:
+        params["bad_weather_minutes"] = bad_weather_minutes
     night_db = cached_night(**params)
     dusk, dawn = night_span(date, horizon_deg=-12.0)
     if hours is not None:
-        dawn = min(dawn, dusk + hours * 3600)
+        # The generated slice starts at sunset, not at dusk: shots past its
+        # end could never run.
+        sunset, _sunrise = night_span(date)
+        dawn = min(dawn, sunset + hours * 3600)
     sample = make_sample_shots(dusk + 1800, dawn - 1800, shots, seed=seed)
     shot_file = workdir / "shots.txt"
     shot_file.write_text(shot_list_text(sample), encoding="utf-8")
