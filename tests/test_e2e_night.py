@@ -1,0 +1,556 @@
+"""End to end: ``ocd run`` + ``ocd allow_hetdex`` + ``ocd db_replay`` as child processes.
+
+Everything is real: the three commands run as child processes talking over
+ZeroMQ on 127.0.0.1, shots run the stand-in ``syscmd`` and
+``hetdex-dither.py`` (which log each call to ``OCD_STANDIN_LOG``), and the
+observation numbers come from SQLite or the real MariaDB. The test watches
+the main loop like any client would: a plain pyzmq SUB on the main-loop
+URL and on both run-shot URLs, and it proves the SUB is connected with the
+heartbeat handshake of events.md 3.1 (a PUB bound on the ``ocd_config``
+URL, which the main loop subscribes to).
+
+One generated night (the first 4 hours of a clear sample night, cached in
+a folder of this module) is replayed at speed-up 2000, so a whole replay
+takes about 7 s. The Sun is down (-12 deg) about 1.6 s into the replay;
+from then on OCD runs shot after shot of the sample list (seed 0), each
+taking about 2.5 s of wall time (mostly starting 14 stand-in processes),
+so three or so in the slice. Tests that only need the first shot stop the
+replay early.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import zmq
+
+from ocd.sim.standin import read_calls
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+SPEEDUP = 2000
+HOURS = 4
+WATCHED = ("ocd.run_shot.", "ocd.decision.made", "ocd.states.change",
+           "ocd.states.hetdex_allowed_changed", "ocd.heartbeat.reply")
+SYSCMD_SEQUENCE = [
+    ("-T", "set_metadata"), ("-T", "load_trajectory"),
+    ("-T", "Guider1_set_position"), ("-T", "Guider2_set_position"),
+    ("-T", "WFS1_set_position"), ("-T", "WFS2_set_position"),
+    ("-p", "Guider1_SetObjectAndMagnitudes"), ("-p", "Guider2_SetObjectAndMagnitudes"),
+    ("-p", "WFS1_SetObjectAndMagnitudes"), ("-p", "WFS2_SetObjectAndMagnitudes"),
+    ("-T", "go_next"),
+]
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def night_cache(tmp_path_factory):
+    """One cache folder for the module, so the night is generated once."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OCD_CACHE_DIR", str(tmp_path_factory.mktemp("ocd-cache")))
+        yield
+
+
+@pytest.fixture
+def make_plan(night_cache, tmp_path, monkeypatch):
+    """``prepare()`` into this test's folder; extra (section, option, value) overrides."""
+    from ocd.sim.simulate import prepare
+
+    # prepare() sets these for in-process runs; keep them out of later tests.
+    monkeypatch.setenv("OCD_STANDIN_SPEEDUP", str(SPEEDUP))
+    monkeypatch.setenv("OCD_STANDIN_LOG", "")
+
+    def make(*extra: tuple[str, str, str]):
+        workdir = tmp_path / "night"
+        plan = prepare(workdir, seed=0, shots=24, speedup=SPEEDUP, hours=HOURS,
+                       bad_weather_minutes=0,
+                       extra=[("general", "json_log", str(workdir / "ocd-log.json")),
+                              ("decision", "report_interval", "1"), *extra])
+        return plan
+
+    return make
+
+
+@pytest.fixture
+def night(make_plan, child_env):
+    """A :class:`NightRun` factory; every child it started is ended at teardown."""
+    runs: list[NightRun] = []
+
+    def start(*extra: tuple[str, str, str], env: dict[str, str] | None = None) -> NightRun:
+        run = NightRun(make_plan(*extra), dict(child_env), env or {})
+        runs.append(run)
+        run.start()
+        return run
+
+    yield start
+    for run in runs:
+        run.close()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def write_config(config: Any, path: Path) -> Path:
+    """Every section of ``config``, raw values, as a file a child reads."""
+    lines = []
+    for section, options in config.as_dict().items():
+        lines.append(f"[{section}]")
+        lines += [f"{option} = {value}" for option, value in options.items()]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Seen:
+    """One event the watcher received, with the machine time it arrived."""
+
+    topic: str
+    payload: dict[str, Any]
+    at: float
+    url: str
+
+    def __getitem__(self, key: str) -> Any:
+        return self.payload[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.payload.get(key, default)
+
+
+class Watcher:
+    """SUB on the main-loop and run-shot URLs; PUB on ``ocd_config`` for heartbeats."""
+
+    def __init__(self, config: Any):
+        self.ctx = zmq.Context.instance()
+        self.subs: list[tuple[Any, str]] = []
+        urls = config.get_urls("urls", "ocd_main_loop") + config.get_urls("urls", "ocd_run_shot")
+        for url in urls:
+            sub = self.ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.LINGER, 0)
+            sub.setsockopt(zmq.RCVHWM, 0)
+            for prefix in WATCHED:
+                sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+            sub.connect(url)
+            self.subs.append((sub, url))
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.bind(config.get_urls("urls", "ocd_config")[0])
+        self.poller = zmq.Poller()
+        for sub, _url in self.subs:
+            self.poller.register(sub, zmq.POLLIN)
+        self.events: list[Seen] = []
+        self.hooks: list[Callable[[Seen], None]] = []
+
+    def pump(self, seconds: float) -> None:
+        """Receive for ``seconds`` (at least one poll)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            ready = dict(self.poller.poll(timeout=int(left * 1000)))
+            for sub, url in self.subs:
+                while sub in ready:
+                    try:
+                        frames = sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    seen = Seen(frames[0].decode(), json.loads(frames[1]), time.time(), url)
+                    self.events.append(seen)
+                    for hook in list(self.hooks):
+                        hook(seen)
+            if time.monotonic() >= deadline:
+                return
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            self.pump(step)
+        return True
+
+    def handshake(self, timeout: float = 15.0) -> bool:
+        """events.md 3.1: enquire until the main loop's reply with our id comes back."""
+        ident = uuid.uuid4().hex
+        payload = {"id": ident, "__system": "ocd", "__source": "heartbeat", "__key": "enquiry",
+                   "__data_time": time.time(), "__wire_time": time.time(), "__data": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pub.send_multipart([b"ocd.heartbeat.enquiry", json.dumps(payload).encode()])
+            self.pump(0.1)
+            if any(e.topic == "ocd.heartbeat.reply" and e.get("id") == ident for e in self.events):
+                return True
+        return False
+
+    def of(self, topic: str) -> list[Seen]:
+        return [e for e in self.events if e.topic == topic]
+
+    def close(self) -> None:
+        for sub, _url in self.subs:
+            sub.close()
+        self.pub.close()
+
+
+@dataclass
+class NightRun:
+    """``ocd run`` in a child process, watched; the replay and arming on demand."""
+
+    plan: Any
+    env: dict[str, str]
+    extra_env: dict[str, str]
+    children: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.workdir = self.plan.workdir
+        self.cfg = write_config(self.plan.config, self.workdir / "ocd.cfg")
+        self.standin_log = self.workdir / "standins.jsonl"
+        self.env.update({"OCD_STANDIN_LOG": str(self.standin_log),
+                         "OCD_STANDIN_SPEEDUP": str(SPEEDUP), **self.extra_env})
+        self.watcher = Watcher(self.plan.config)
+        self.ocd = self.spawn("run", "--config", str(self.cfg), log="ocd-run.err")
+        assert self.watcher.handshake(), "the main loop never answered a heartbeat\n" + self.ocd_log()
+
+    def spawn(self, *argv: str, log: str | None = None, env: dict[str, str] | None = None
+              ) -> subprocess.Popen:
+        err = open(self.workdir / log, "w") if log else subprocess.PIPE
+        child = subprocess.Popen([sys.executable, "-m", "ocd", *argv], cwd=REPO,
+                                 env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=err, text=True)
+        self.children.append(child)
+        return child
+
+    def finish(self, child: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str]:
+        """Wait for a child while receiving events; its status and output."""
+        assert self.watcher.wait_for(lambda: child.poll() is not None, timeout), \
+            f"{child.args} still running after {timeout} s"
+        out, err = child.communicate()
+        return child.returncode, (out or "") + (err or "")
+
+    def allow(self, what: str = "start") -> None:
+        code, text = self.finish(self.spawn("allow_hetdex", "--config", str(self.cfg), what))
+        assert code == 0, text
+
+    def replay(self, wait: bool = True) -> subprocess.Popen:
+        child = self.spawn("db_replay", "--config", str(self.cfg), "--speedup", str(SPEEDUP),
+                           "-t", "15", str(self.plan.night_db))
+        if wait:
+            code, text = self.finish(child, timeout=40)
+            assert code == 0, text
+        return child
+
+    def stop_replay(self, child: subprocess.Popen) -> None:
+        """Ctrl+C to a replay that has shown enough."""
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+        self.finish(child, timeout=15)
+
+    def wait_idle(self, timeout: float = 15.0) -> None:
+        """Until every START seen has its FINISH."""
+        assert self.watcher.wait_for(lambda: not self.open_shots(), timeout), \
+            f"shots never finished: {self.open_shots()}\n" + self.ocd_log()
+
+    def open_shots(self) -> list[Any]:
+        running = {}
+        for e in self.watcher.of("ocd.run_shot.run"):
+            key = (e["shotid"], e["obs_number"])
+            if e["exec_status"] == 0:
+                running[key] = e
+            else:
+                running.pop(key, None)
+        return list(running)
+
+    def runs(self, own_only: bool = True) -> list[Seen]:
+        """``ocd.run_shot.run`` events, by default only those ``ocd run`` published."""
+        own = self.plan.config.get_url_at("ocd_run_shot", "run", "n_ocd_run_shot")
+        return [e for e in self.watcher.of("ocd.run_shot.run") if not own_only or e.url == own]
+
+    def ocd_log(self) -> str:
+        path = self.workdir / "ocd-run.err"
+        return path.read_text()[-4000:] if path.exists() else ""
+
+    def calls(self, program: str | None = None) -> list[dict[str, Any]]:
+        return read_calls(self.standin_log, program)
+
+    def stop_ocd(self) -> int:
+        self.ocd.send_signal(signal.SIGTERM)
+        try:
+            return self.ocd.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.ocd.kill()
+            return -9
+
+    def close(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+        self.watcher.close()
+
+
+def obsnums_in(sqlite_file: Path) -> list[int]:
+    with sqlite3.connect(sqlite_file) as conn:
+        return [row[0] for row in conn.execute("SELECT obsnum FROM vl_obsnum ORDER BY id")]
+
+
+def shot_table(plan: Any) -> dict[str, list[str]]:
+    rows = {}
+    for line in plan.config.get_path("shots", "shot_file").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            words = line.split()
+            rows[words[0]] = words
+    return rows
+
+
+def command_name(argv: list[str]) -> tuple[str, str]:
+    return argv[0], argv[1].split("(", 1)[0]
+
+
+def check_shot_calls(run: NightRun, starts: list[Seen]) -> None:
+    """The stand-in log: per shot, the syscmd sequence then three dithers."""
+    calls = run.calls()
+    per_shot = 11 + 3
+    assert len(calls) == per_shot * len(starts), [c["argv"] for c in calls]
+    for i, start in enumerate(starts):
+        chunk = calls[i * per_shot:(i + 1) * per_shot]
+        syscmds, dithers = chunk[:11], chunk[11:]
+        assert [c["program"] for c in syscmds] == ["syscmd"] * 11
+        assert [command_name(c["argv"]) for c in syscmds] == SYSCMD_SEQUENCE
+        assert 'QIFU="' in syscmds[0]["argv"][1]
+        assert [c["program"] for c in dithers] == ["hetdex-dither.py"] * 3
+        for n, dither in enumerate(dithers, start=1):
+            argv = dither["argv"]
+            assert argv[argv.index("--exposure") + 1] == str(n)
+            assert argv[argv.index("--obsnum") + 1] == str(start["obs_number"])
+            assert argv[argv.index("--object") + 1] == start["shotid"]
+        times = [c["time"] for c in chunk]
+        assert times == sorted(times), "the stand-ins ran out of order"
+
+
+def pairs_in_order(runs: list[Seen]) -> list[tuple[Seen, Seen]]:
+    """Each START followed by its own FINISH before the next START."""
+    assert len(runs) % 2 == 0, [(e["shotid"], e["exec_status"]) for e in runs]
+    pairs = []
+    for start, finish in zip(runs[::2], runs[1::2]):
+        assert start["exec_status"] == 0 and finish["exec_status"] == 1
+        assert (start["shotid"], start["obs_number"]) == (finish["shotid"], finish["obs_number"])
+        pairs.append((start, finish))
+    return pairs
+
+
+# -- the tests ------------------------------------------------------------------------
+
+
+def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(night):
+    run = night()
+    run.allow("start")
+    run.replay()
+    run.wait_idle()
+    runs = run.runs()
+    pairs = pairs_in_order(runs)
+    assert len(pairs) >= 2, "expected at least two shots in the slice\n" + run.ocd_log()
+    assert all(finish["error"] is False for _s, finish in pairs), [f.payload for _s, f in pairs]
+    starts = [start for start, _f in pairs]
+
+    # The order is the scheduler's: each START is the shot of the last "run" decision.
+    decisions = run.watcher.of("ocd.decision.made")
+    for start in starts:
+        picks = [d for d in decisions if d.at <= start.at and d["verdict"] == "run"]
+        assert picks and picks[-1]["shotid"] == start["shotid"]
+        assert not picks[-1]["blockers"]
+    # A shot is done once (n_obs 1 in the sample list).
+    assert len({s["shotid"] for s in starts}) == len(starts)
+    table = shot_table(run.plan)
+
+    # Observation numbers consecutive from first_obsnum, the same in the events and the table.
+    first = run.plan.config.get_int("database", "first_obsnum")
+    numbers = [s["obs_number"] for s in starts]
+    assert numbers == list(range(first, first + len(starts)))
+    assert obsnums_in(run.plan.config.get_path("database", "sqlite_file")) == numbers
+    check_shot_calls(run, starts)
+    # The shot list's coordinates reach the telescope.
+    for start in starts:
+        assert float(table[start["shotid"]][1]) == pytest.approx(start["ra"])
+    assert run.stop_ocd() == 0
+
+
+def test_b_allow_hetdex_stop_lets_the_running_shot_finish_and_starts_no_other(night):
+    # Slower exposures (0.5 s each) so the stop surely arrives mid-shot.
+    run = night(env={"OCD_STANDIN_SPEEDUP": "720"})
+    run.allow("start")
+    stopper: dict[str, Any] = {}
+
+    def stop_on_first_start(seen: Seen) -> None:
+        if seen.topic == "ocd.run_shot.run" and seen["exec_status"] == 0 and not stopper:
+            stopper["child"] = run.spawn("allow_hetdex", "--config", str(run.cfg), "stop")
+
+    run.watcher.hooks.append(stop_on_first_start)
+    replay = run.replay(wait=False)
+    assert run.watcher.wait_for(lambda: "child" in stopper, timeout=20), run.ocd_log()
+    code, text = run.finish(stopper["child"])
+    assert code == 0, text
+    run.wait_idle()
+    # The night is clear: armed, OCD would start the next shot at once.
+    run.watcher.pump(1.5)
+    run.stop_replay(replay)
+    pairs = pairs_in_order(run.runs())
+    assert len(pairs) == 1, [p[0].payload for p in pairs]
+    start, finish = pairs[0]
+    assert finish["error"] is False
+    changed = [e for e in run.watcher.of("ocd.states.hetdex_allowed_changed") if not e["allowed"]]
+    assert changed and start.at < changed[0].at < finish.at, "the stop did not land mid-shot"
+    later = [d for d in run.watcher.of("ocd.decision.made") if d.at > finish.at]
+    assert later and all("not_allowed" in d["blockers"] for d in later)
+    assert len(run.calls("hetdex-dither.py")) == 3
+
+
+def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
+    # Hand-shot exposures of 1000 s run 0.5 s each: the hand shot covers the
+    # moment (about 1.6 s into the replay) when OCD would start its first shot.
+    run = night()
+    run.allow("start")
+    table = shot_table(run.plan)
+    shotid = "DEX00007"  # OCD's first pick in this slice
+    words = table[shotid]
+    track = "1" if words[3] == "1" else "0"
+    hand = run.spawn("run_shot", "--config", str(run.cfg), "-e", "-c", "-N", "1",
+                     shotid, "500", words[1], words[2], "-1", track, "1000", "1000", "1000")
+    assert run.watcher.wait_for(lambda: run.runs(own_only=False), timeout=15), \
+        "the hand shot never started: " + (hand.poll() is not None and hand.communicate()[1] or "")
+    replay = run.replay(wait=False)
+    code, text = run.finish(hand)
+    assert code == 0, text
+    code, text = run.finish(replay, timeout=40)
+    assert code == 0, text
+    run.wait_idle()
+
+    everything = run.runs(own_only=False)
+    hand_events = [e for e in everything if e["obs_number"] == 500]
+    assert [e["exec_status"] for e in hand_events] == [0, 1] and hand_events[1]["error"] is False
+    hand_start, hand_finish = hand_events
+    own = run.runs()
+    assert not [e for e in own if hand_start.at <= e.at <= hand_finish.at], \
+        "OCD started a shot while the hand shot ran"
+    during = [d for d in run.watcher.of("ocd.decision.made")
+              if hand_start.at + 0.2 < d.at < hand_finish.at]
+    assert during and all("shot_running" in d["blockers"] for d in during)
+    # The hand shot counted DEX00007 down: OCD never runs it again.
+    assert shotid not in {e["shotid"] for e in own}
+    from ocd.shots import ShotStore
+
+    assert run.stop_ocd() == 0
+    store = ShotStore(run.plan.config.get_path("shots", "state_db"))
+    try:
+        assert store.remaining(shotid) == 0
+    finally:
+        store.close()
+    # OCD's own numbers continue after the hand shot's.
+    assert [e["obs_number"] for e in own if e["exec_status"] == 0] == \
+        list(range(501, 501 + len(own) // 2))
+
+
+def test_d_a_failing_syscmd_fails_the_shot_and_disarms(night):
+    run = night(env={"OCD_SYSCMD_FAIL_ON": "3"})
+    run.allow("start")
+    replay = run.replay(wait=False)
+    assert run.watcher.wait_for(lambda: len(run.runs()) >= 2, timeout=20), run.ocd_log()
+    # The night is clear: armed, OCD would start the next shot at once.
+    run.watcher.pump(1.5)
+    run.stop_replay(replay)
+    pairs = pairs_in_order(run.runs())
+    assert len(pairs) == 1, [p[0].payload for p in pairs]
+    start, finish = pairs[0]
+    assert finish["error"] is True
+    assert "Guider1_set_position" in finish["exc_value"] or "syscmd" in finish["exc_value"]
+    disarm = [c for c in run.watcher.of("ocd.states.change")
+              if c["machine_name"] == "hetdex_allowed" and c["new_state"] == "not_allowed"]
+    assert disarm and disarm[0]["transition"] == "self_disarm" and disarm[0]["old_state"] == "allowed"
+    later = [d for d in run.watcher.of("ocd.decision.made") if d.at > finish.at]
+    assert later and all({"not_allowed", "failed_shot"} <= set(d["blockers"]) for d in later)
+    assert [c["program"] for c in run.calls()] == ["syscmd"] * 3  # nothing after the failure
+    assert run.ocd.poll() is None
+
+
+@pytest.fixture
+def mysql_database():
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                               connect_timeout=3, autocommit=True)
+    except pymysql.err.OperationalError as exc:
+        pytest.skip(f"no MariaDB on 127.0.0.1:3306: {exc}")
+    name = f"ocd_e2e_{uuid.uuid4().hex[:12]}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield conn, name
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+@pytest.mark.mysql
+def test_e_observation_numbers_on_mariadb_are_consecutive(night, mysql_database):
+    conn, name = mysql_database
+    run = night(("database", "backend", "mysql"), ("database", "host", "127.0.0.1"),
+                ("database", "port", "3306"), ("database", "user", "root"),
+                ("database", "password", ""), ("database", "database", name),
+                ("database", "first_obsnum", "7000"))
+    run.allow("start")
+    run.replay()
+    run.wait_idle()
+    starts = [s for s, _f in pairs_in_order(run.runs())]
+    assert len(starts) >= 2
+    numbers = [s["obs_number"] for s in starts]
+    assert numbers == list(range(7000, 7000 + len(starts)))
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT obsnum, shotid FROM `{name}`.vl_obsnum ORDER BY id")
+        rows = cur.fetchall()
+    assert [r[0] for r in rows] == numbers and [r[1] for r in rows] == [s["shotid"] for s in starts]
+    check_shot_calls(run, starts)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.mysql
+def test_e_unreachable_database_is_a_blocker_and_the_loop_keeps_running(night):
+    run = night(("database", "backend", "mysql"), ("database", "host", "127.0.0.1"),
+                ("database", "port", str(closed_port())), ("database", "timeout", "1"))
+    run.allow("start")
+    replay = run.replay(wait=False)
+
+    def unavailable() -> bool:
+        return any("obsnum_unavailable" in d["blockers"] for d in run.watcher.of("ocd.decision.made"))
+
+    assert run.watcher.wait_for(unavailable, timeout=20), run.ocd_log()
+    # Still alive: heartbeats answered, and the decisions go on.
+    assert run.watcher.handshake(timeout=5)
+    seen = len(run.watcher.of("ocd.decision.made"))
+    assert run.watcher.wait_for(lambda: len(run.watcher.of("ocd.decision.made")) > seen, timeout=5)
+    replay.send_signal(signal.SIGINT)
+    run.finish(replay, timeout=15)
+    assert run.ocd.poll() is None, run.ocd_log()
+    assert not run.runs() and not run.calls()
+    assert run.stop_ocd() == 0
