@@ -1,0 +1,97 @@
+"""A simulated night in process (what ``make demo`` runs), on a short clear slice.
+
+``run_night`` starts the real service tree on free URLs, arms it over the
+wire, replays the first 3 hours of a generated clear night at speed-up 2000
+(about 5 s) and runs shots through the stand-ins; the report it returns is
+checked for what a person reads the morning after.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import pytest
+import pytest_twisted
+
+from ocd.sim.standin import read_calls
+
+pytestmark = pytest.mark.integration
+
+SPEEDUP = 2000
+HOURS = 3
+
+
+@pytest.fixture
+def plan(tmp_path_factory, tmp_path, monkeypatch):
+    from ocd.sim.simulate import prepare
+
+    monkeypatch.setenv("OCD_CACHE_DIR", str(tmp_path_factory.mktemp("ocd-cache")))
+    # prepare() sets these for the stand-ins of this process; undo at teardown.
+    monkeypatch.setenv("OCD_STANDIN_SPEEDUP", "1")
+    monkeypatch.setenv("OCD_STANDIN_LOG", "")
+    return prepare(tmp_path / "night", seed=0, shots=24, speedup=SPEEDUP, hours=HOURS,
+                   bad_weather_minutes=0, extra=[("general", "log_level", "warn")])
+
+
+@pytest_twisted.inlineCallbacks
+def test_run_night_reports_shots_numbers_and_blockers(plan):
+    from twisted.internet import reactor
+
+    from ocd.sim.simulate import describe, run_night
+
+    out = io.StringIO()
+    report = yield run_night(plan, reactor, out, progress=False, narrate=True)
+
+    # Shots: all done, observation numbers consecutive from first_obsnum.
+    assert len(report.shots) >= 2, out.getvalue()
+    assert [s.status for s in report.shots] == ["done"] * len(report.shots)
+    numbers = [s.obs_number for s in report.shots]
+    assert numbers == list(range(1, 1 + len(numbers)))
+    starts = [s.start for s in report.shots]
+    assert starts == sorted(starts)
+    for shot, following in zip(report.shots, report.shots[1:]):
+        assert shot.end is not None and shot.end <= following.start
+
+    # Blockers: each within the night span; daylight before dusk, shot_running while shooting.
+    span = report.last - report.first
+    assert 2.9 * 3600 < span <= HOURS * 3600 + 60
+    assert report.blocker_seconds, "no blocker at all in a night that starts at sunset?"
+    for name, seconds in report.blocker_seconds.items():
+        assert 0 < seconds <= span + 1, (name, seconds)
+    assert 0.5 * 3600 < report.blocker_seconds["daylight"] < 1.2 * 3600  # sunset to -12 deg
+    shooting = sum(min(s.end, report.last) - s.start for s in report.shots)
+    assert report.blocker_seconds["shot_running"] == pytest.approx(shooting, rel=0.1)
+
+    # The stand-ins ran 11 syscmd and 3 dithers per shot, with the shot's number.
+    calls = read_calls(plan.workdir / "standins.jsonl")
+    assert len(calls) == 14 * len(report.shots)
+    dithers = [c for c in calls if c["program"] == "hetdex-dither.py"]
+    assert [int(c["argv"][c["argv"].index("--obsnum") + 1]) for c in dithers] == \
+        [n for n in numbers for _ in range(3)]
+
+    # The night log on disk has the same records the report came from.
+    lines = (plan.workdir / "nightlog.jsonl").read_text().splitlines()
+    topics = {json.loads(line)["topic"] for line in lines}
+    assert {"ocd.decision.made", "ocd.run_shot.run", "ocd.states.change"} <= topics
+
+    # What a person reads.
+    text = describe(plan, report)
+    assert text.startswith("Simulated night: ")
+    assert "Night report" in text and "shotid" in text and "obsnum" in text
+    for shot in report.shots:
+        assert shot.shotid in text
+    assert f"shots: {len(report.shots)} done, 0 failed, 0 unfinished" in text
+    assert "daylight" in text and "shot_running" in text
+    narration = out.getvalue()
+    assert f"shot {report.shots[0].shotid} started, observation 1" in narration
+    assert "not_allowed -> allowed" in narration or "-> allowed" in narration
+
+
+def test_simulate_night_help(ocd_command, child_env):
+    result = subprocess.run([*ocd_command, "simulate_night", "--help"], env=child_env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for option in ("--speedup", "--hours", "--shots", "--workdir", "--seed"):
+        assert option in result.stdout
