@@ -9,6 +9,13 @@ socket's queue, so the rate is the reader's, not the publisher's (on two
 cores a live publisher is the bottleneck of both). Prints both rates and
 their ratio (target >= 0.6).
 
+The main loop measured is the one ``ocd run`` builds (``makeService``: the
+Orchestrator, which folds each event into the telescope state and decides
+once per reactor turn). Its warm-up is kept out of the timed window: the
+primers are valid events of the burst's night, and the burst starts only
+after a decision was made on them, so the one-off sky computation for that
+night (about a second) is not counted as ingest time.
+
     .venv/bin/python bench/ingest.py [-n 100000]
 """
 
@@ -27,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import zmq  # noqa: E402
 
 TOPIC = "tcs.root.ra_dec"
+PRIMER = "tcs.root.primer"
 
 
 def free_url() -> str:
@@ -35,14 +43,15 @@ def free_url() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def frames(index: int) -> list[bytes]:
-    payload = {"__system": "tcs", "__source": "root", "__key": "ra_dec",
+def frames(index: int, topic: str = TOPIC) -> list[bytes]:
+    system, source, key = topic.split(".", 2)
+    payload = {"__system": system, "__source": source, "__key": key,
                "__data_time": 1526371200.0 + index * 1e-3, "__wire_time": 1526371200.0,
                "__data": False, "ra": 12.5, "dec": 51.2, "az": 180.0, "dir": "EAST",
                "tracking": True, "pad": ""}
     text = json.dumps(payload, separators=(",", ":"))
     payload["pad"] = "x" * max(0, 200 - len(text))
-    return [TOPIC.encode(), json.dumps(payload, separators=(",", ":")).encode()]
+    return [topic.encode(), json.dumps(payload, separators=(",", ":")).encode()]
 
 
 def publish(url: str, count: int, ready, go, sent) -> None:
@@ -52,8 +61,9 @@ def publish(url: str, count: int, ready, go, sent) -> None:
     pub.bind(url)
     ready.set()
     # slow joiner: send primers until the subscriber says it is there
+    primer = frames(0, PRIMER)
     while not go.wait(0.01):
-        pub.send_multipart([b"tcs.root.primer", b"{}"])
+        pub.send_multipart(primer)
     messages = [frames(i) for i in range(1000)]
     for i in range(count):
         pub.send_multipart(messages[i % 1000])
@@ -108,7 +118,7 @@ def ocd_rate(count: int):
     config = Config.load(None, overrides=[
         ("urls", "event_urls", url), ("urls", "ocd_main_loop", free_url()),
         ("urls", "ocd_allow_hetdex", free_url()), ("urls", "ocd_config", free_url()),
-        ("urls", "ocd_run_shot", free_url()), ("topics", "extra_topics", "tcs.root.primer")])
+        ("urls", "ocd_run_shot", free_url()), ("topics", "extra_topics", PRIMER)])
     child, go, sent = start_publisher(url, count)
     service = makeService(config, reactor)
     service.startService()
@@ -122,16 +132,23 @@ def ocd_rate(count: int):
 
     def watch() -> None:
         if not go.is_set():
-            if loop.counters.total("malformed.") or loop.counters.get("topic.tcs.root.primer"):
+            # a primer arrived and the main loop decided after it (on the TCS's
+            # clock: the night's sky is computed): let the burst go
+            if "primed" not in result and loop.counters.get(f"topic.{PRIMER}"):
+                result["primed"] = loop.counters.get("decisions")
+            elif "primed" in result and loop.counters.get("decisions") > result["primed"]:
                 go.set()
         elif "start" not in result:
             sent.wait(60)  # block the reactor until the whole burst waits in the queue
             result["start"], result["first"] = time.perf_counter(), seen()
+            result["builds"] = loop.scheduler.sky_builds
         if seen() >= count:
             end = time.perf_counter()
+            builds = loop.scheduler.sky_builds - result["builds"]
             service.stopService()
             child.join(10)
-            done.callback((count - result["first"]) / (end - result["start"]))
+            done.callback(((count - result["first"]) / (end - result["start"]),
+                           type(loop).__name__, builds))
             return
         reactor.callLater(0.001, watch)
 
@@ -152,13 +169,18 @@ def main() -> None:
 
     raws: list[float] = []
     ocds: list[float] = []
+    loops: set[str] = set()
+    builds: list[int] = []
 
     @inlineCallbacks
     def rounds():
         try:
             for _ in range(args.rounds):
                 raws.append(raw_rate(args.count))
-                ocds.append((yield ocd_rate(args.count)))
+                rate, loop, sky_builds = yield ocd_rate(args.count)
+                ocds.append(rate)
+                loops.add(loop)
+                builds.append(sky_builds)
         finally:
             reactor.stop()
 
@@ -169,7 +191,9 @@ def main() -> None:
           f"(rounds: {' '.join(f'{r:.0f}' for r in raws)})")
     print(f"OCD main loop (parsed, validated, handled):       {ocd:10.0f} events/s "
           f"(rounds: {' '.join(f'{r:.0f}' for r in ocds)})")
-    print(f"ratio: {ocd / raw:.2f} (target >= 0.6)")
+    print(f"  main loop: {', '.join(sorted(loops))} from makeService (as 'ocd run'); "
+          f"sky computations while timed: {sum(builds)}")
+    print(f"ratio: {ocd / raw:.2f} (target >= 0.6: {'met' if ocd / raw >= 0.6 else 'not met'})")
 
 
 if __name__ == "__main__":

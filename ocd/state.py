@@ -16,8 +16,10 @@ Two clocks meet here, on purpose kept apart:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, replace
-from typing import Callable
+from operator import attrgetter
+from typing import Any, Callable, TypeVar
 
 from ocd.events import Event
 
@@ -72,8 +74,14 @@ class TelescopeState:
     shutter: str | None = None  # "open", "closed", or None when unknown
     shutter_time: float | None = None  # TCS time of the last shutter event
 
+    def _window(self, now: float, window: float) -> tuple[Metrology, ...]:
+        """The samples in ``[now - window, now]`` (bisected: they are sorted by time)."""
+        samples = self.metrology
+        low = bisect_left(samples, now - window, key=_TIME)
+        return samples[low:bisect_right(samples, now, lo=low, key=_TIME)]
+
     def _mean(self, now: float, window: float, pick: Callable[[Metrology], float]) -> float | None:
-        values = [pick(m) for m in self.metrology if now - window <= m.time <= now]
+        values = [pick(m) for m in self._window(now, window)]
         return sum(values) / len(values) if values else None
 
     def mean_fwhm(self, now: float, window: float) -> float | None:
@@ -84,7 +92,36 @@ class TelescopeState:
         return self._mean(now, window, lambda m: m.transparency)
 
     def samples(self, now: float, window: float) -> int:
-        return sum(1 for m in self.metrology if now - window <= m.time <= now)
+        return len(self._window(now, window))
+
+
+_TIME = attrgetter("time")
+_T = TypeVar("_T")
+
+
+def _build(cls: type[_T], **fields: Any) -> _T:
+    """``cls(**fields)`` for the frozen dataclasses of this module, on the per-event path.
+
+    The frozen ``__init__`` pays one ``object.__setattr__`` per field; none of
+    these classes has a ``__post_init__``, so setting the instance dict at
+    once builds the same value for half the cost. ``fields`` must name every
+    field.
+    """
+    new = object.__new__(cls)
+    object.__setattr__(new, "__dict__", fields)
+    return new
+
+
+def _evolve(state: TelescopeState, **changes: Any) -> TelescopeState:
+    """``dataclasses.replace(state, **changes)`` for the per-event path.
+
+    ``replace`` looks the fields up again and rebuilds the value through the
+    frozen ``__init__``: about 4 us, once the largest cost of a fold. Like
+    :func:`_build`, this sets an updated copy of the instance dict instead.
+    """
+    new = object.__new__(TelescopeState)
+    object.__setattr__(new, "__dict__", {**state.__dict__, **changes})
+    return new
 
 
 def _newer(state: TelescopeState, event: Event) -> float:
@@ -93,28 +130,35 @@ def _newer(state: TelescopeState, event: Event) -> float:
 
 
 def _fold_heartbeat(state: TelescopeState, event: Event, received: float) -> TelescopeState:
-    return replace(state, last_heartbeat=received, tcs_time=_newer(state, event))
+    return _evolve(state, last_heartbeat=received, tcs_time=_newer(state, event))
 
 
 def _fold_ra_dec(state: TelescopeState, event: Event, received: float) -> TelescopeState:
-    pointing = Pointing(
-        ra=float(event["ra"]), dec=float(event["dec"]), az=float(event["az"]),
-        dir=str(event["dir"]).upper(), tracking=bool(event["tracking"]), time=event.data_time,
+    fields = event.payload
+    pointing = _build(
+        Pointing, ra=float(fields["ra"]), dec=float(fields["dec"]), az=float(fields["az"]),
+        dir=str(fields["dir"]).upper(), tracking=bool(fields["tracking"]), time=event.data_time,
     )
-    return replace(state, pointing=pointing, tcs_time=_newer(state, event))
+    return _evolve(state, pointing=pointing, tcs_time=_newer(state, event))
 
 
 def _fold_metrology(state: TelescopeState, event: Event, received: float) -> TelescopeState:
     tcs_time = _newer(state, event)
     if not event["valid"]:
-        return replace(state, tcs_time=tcs_time)
+        return _evolve(state, tcs_time=tcs_time)
     sample = Metrology(event.data_time, float(event["fwhm"]), float(event["transparency"]), event.source)
-    horizon = tcs_time - METROLOGY_KEEP
-    kept = [m for m in state.metrology if m.time >= horizon]
-    kept.append(sample)
-    if len(kept) > 1 and kept[-2].time > sample.time:  # out of order: keep sorted
-        kept.sort(key=lambda m: m.time)
-    return replace(state, metrology=tuple(kept), tcs_time=tcs_time)
+    samples = state.metrology
+    # Sorted by time: the samples to drop are a prefix, found by bisection
+    # (no Python-level pass over the hour of samples per event).
+    if samples and samples[0].time < tcs_time - METROLOGY_KEEP:
+        samples = samples[bisect_left(samples, tcs_time - METROLOGY_KEEP, key=_TIME):]
+    if not samples or samples[-1].time <= sample.time:
+        samples += (sample,)
+    else:  # out of order: insert after the samples of the same time or older
+        kept = list(samples)
+        insort(kept, sample, key=_TIME)
+        samples = tuple(kept)
+    return _evolve(state, metrology=samples, tcs_time=tcs_time)
 
 
 def _optional(value: object) -> float | None:
@@ -130,13 +174,13 @@ def _fold_weather(state: TelescopeState, event: Event, received: float) -> Teles
         ambtemp=_optional(event.get("ambtemp")), dewpoint=_optional(event.get("dewpoint")),
         time=event.data_time, received=received,
     )
-    return replace(state, weather=weather, tcs_time=_newer(state, event))
+    return _evolve(state, weather=weather, tcs_time=_newer(state, event))
 
 
 def _fold_shutter(state: TelescopeState, event: Event, received: float) -> TelescopeState:
     value = str(event["state"]).strip().lower()
     shutter = value if value in ("open", "closed") else None
-    return replace(state, shutter=shutter, shutter_time=event.data_time, tcs_time=_newer(state, event))
+    return _evolve(state, shutter=shutter, shutter_time=event.data_time, tcs_time=_newer(state, event))
 
 
 _FOLDS: dict[str, Callable[[TelescopeState, Event, float], TelescopeState]] = {
