@@ -100,6 +100,14 @@ def split_topic(topic: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+def _finite(value: float | int) -> bool:
+    """``math.isfinite`` that says False (not OverflowError) for a huge int."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def parse_time(value: Any) -> float:
     """A time as sent on the wire (number, numeric string, ISO 8601) -> epoch s.
 
@@ -110,6 +118,8 @@ def parse_time(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"time {value!r} is a boolean")
     if isinstance(value, (int, float)):
+        if not _finite(value):
+            raise ValueError(f"time {value!r} is not finite")
         number = float(value)
     elif isinstance(value, str):
         text = value.strip()
@@ -212,7 +222,7 @@ def _coerce(value: Any, kind: str) -> Any:
         if isinstance(value, bool):
             raise ValueError
         if isinstance(value, (int, float)):
-            if not math.isfinite(value):
+            if not _finite(value):
                 raise ValueError
             return value
         if isinstance(value, str):
@@ -245,7 +255,7 @@ def normalise_tcs_fields(topic: str, fields: dict[str, Any]) -> dict[str, Any]:
         if name not in fields:
             raise MalformedEvent("missing_field", f"{topic}: missing field {name!r}")
         value = fields[name]
-        if type(value) in _ALREADY[kind] and (kind != _NUMBER or math.isfinite(value)):
+        if type(value) in _ALREADY[kind] and (kind != _NUMBER or _finite(value)):
             continue
         try:
             fields[name] = _coerce(value, kind)

@@ -87,3 +87,21 @@ def test_metrology_window_matches_a_plain_filter():
         assert state.samples(now, window) == len(inside)
         mean = state.mean_fwhm(now, window)
         assert mean == (pytest.approx(sum(inside) / len(inside)) if inside else None)
+
+
+def test_a_huge_integer_is_a_malformed_event_not_a_crash():
+    import pytest
+
+    from ocd.events import MalformedEvent, UrlKind, parse_frames
+
+    huge = "1" + "0" * 400
+    payload = ('{"__system":"legacy","__source":"weather","__key":"status","__data_time":1.0,'
+               '"__wire_time":1.0,"__data":false,"humidity":' + huge +
+               ',"wind_speed":1,"ambtemp":1,"dewpoint":1}')
+    with pytest.raises(MalformedEvent) as info:
+        parse_frames([b"legacy.weather.status", payload.encode()], UrlKind.TCS)
+    assert info.value.kind == "bad_field"
+    timed = payload.replace('"__data_time":1.0', '"__data_time":' + huge)
+    with pytest.raises(MalformedEvent) as info:
+        parse_frames([b"legacy.weather.status", timed.encode()], UrlKind.TCS)
+    assert info.value.kind == "bad_time"

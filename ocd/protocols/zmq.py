@@ -285,6 +285,9 @@ class EventSubscriber:
                 event = parse_frames(frames, kind, label)
             except MalformedEvent as exc:
                 self._call(on_malformed, exc, label)
+            except Exception as exc:  # a parser bug must not stop the reader
+                log.failure("subscriber {kind}: parsing a message failed", kind=kind.value)
+                self._call(on_malformed, MalformedEvent("parse_error", repr(exc)), label)
             else:
                 try:
                     on_event(event)
