@@ -364,6 +364,7 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ni
     run = night()
     run.allow("start")
     run.replay()
+    run.allow("stop")  # the replay is over: no new shot between "idle" and the checks
     run.wait_idle()
     runs = run.runs()
     pairs = pairs_in_order(runs)
@@ -441,6 +442,7 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     assert code == 0, text
     # Enough once OCD has run a shot of its own after the hand shot.
     assert run.watcher.wait_for(lambda: len(run.runs()) >= 2, timeout=30), run.ocd_log()
+    run.allow("stop")  # no new shot between "idle" and the end of the replay
     run.wait_idle()
     run.stop_replay(replay)
 
@@ -518,6 +520,7 @@ def test_e_observation_numbers_on_mariadb_are_consecutive(night, mysql_database)
     run.allow("start")
     replay = run.replay(wait=False)
     assert run.watcher.wait_for(lambda: len(run.runs()) >= 4, timeout=30), run.ocd_log()
+    run.allow("stop")  # no new shot between "idle" and the end of the replay
     run.wait_idle()
     run.stop_replay(replay)
     starts = [s for s, _f in pairs_in_order(run.runs())]
