@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import threading
@@ -33,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 import zmq  # noqa: E402
 
-from ocd.replay import ReplayDatabase, Replayer  # noqa: E402
+from ocd.replay import ReplayDatabase  # noqa: E402
+from ocd.replay_schedule import Replayer  # noqa: E402
 from ocd.sim.night import cached_night  # noqa: E402
 
 BIG = dict(seed=0, heartbeat_hz=12.5, pointing_hz=12.5)  # about a million events
@@ -198,7 +197,8 @@ sys.path.insert(0, {repo!r})
 from twisted.internet import reactor
 from ocd.control import run_on_reactor
 from ocd.protocols.zmq import Bus
-from ocd.replay import ReplayDatabase, Replayer
+from ocd.replay import ReplayDatabase
+from ocd.replay_schedule import Replayer
 db = ReplayDatabase({path!r})
 def work(reactor):
     bus = Bus(reactor); bus.open()

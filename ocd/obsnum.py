@@ -28,7 +28,6 @@ timeout``) keep a dead server from hanging a shot or the shutdown.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service

@@ -150,7 +150,8 @@ def test_progress_bar_on_a_terminal_and_log_lines_otherwise():
     from twisted.logger import globalLogPublisher
 
     from ocd.commands.db_replay import Progress
-    from ocd.replay import ReplayEvent, Replayer
+    from ocd.replay import ReplayEvent
+    from ocd.replay_schedule import Replayer
 
     clock = Clock()
     stream = [ReplayEvent(i, "a.b.c", {"i": i}, 1740100000.0 + i) for i in range(10)]

@@ -9,7 +9,7 @@ import pytest_twisted
 import zmq
 
 from bus_helpers import make_config, tcs_frames, wait_until
-from ocd.events import UrlKind, make_event
+from ocd.events import make_event
 
 pytestmark = pytest.mark.integration
 

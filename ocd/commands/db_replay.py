@@ -2,7 +2,7 @@
 
 Binds the ``[urls] ocd_db_replay`` URLs (or ``--ocd-db-replay``), shakes
 hands with the main loop (``-t/--timeout``), then sends every selected event
-on the absolute schedule of :class:`ocd.replay.Replayer`. Progress: a bar on
+on the absolute schedule of :class:`ocd.replay_schedule.Replayer`. Progress: a bar on
 a terminal, otherwise a log line every ``[db_replay] progress_interval``
 seconds. The end, or Ctrl+C, prints the same summary.
 """
@@ -20,7 +20,8 @@ from twisted.logger import Logger
 
 from ocd.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
-from ocd.replay import ReplayDatabase, ReplayError, Replayer
+from ocd.replay import ReplayDatabase, ReplayError
+from ocd.replay_schedule import Replayer
 
 log = Logger(namespace="ocd.db_replay")
 

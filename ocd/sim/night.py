@@ -15,13 +15,12 @@ import functools
 import hashlib
 import heapq
 import json
-import math
 import os
 import random
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date as Date, datetime, timedelta, timezone
+from datetime import date as Date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
