@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from ocd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from ocd.config import Config
-from ocd.commands.config_send import reach_main_loop, warn_both_sources
+from ocd.commands.config_send import request_main_loop, warn_both_sources
 
 REQUEST = "ocd.states.hetdex_allowed"
 ANSWER = "ocd.states.hetdex_allowed_changed"
@@ -29,19 +29,10 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
     out = out if out is not None else sys.stderr
     want = action == "start"
     bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
-    bus, client = yield reach_main_loop(config, bind_url, attempts, interval, reactor, out,
-                                        "ocd allow_hetdex")
-    if client is None:
-        return EXIT_UNREACHABLE
-    try:
-        answer = yield client.request(REQUEST, {"allow": want, "reason": f"ocd allow_hetdex {action}"},
-                                      ANSWER, attempts, interval)
-    finally:
-        client.close()
-        bus.close()
+    answer = yield request_main_loop(
+        config, bind_url, REQUEST, {"allow": want, "reason": f"ocd allow_hetdex {action}"},
+        ANSWER, attempts, interval, reactor, out, "ocd allow_hetdex", "request")
     if answer is None:
-        print(f"ocd allow_hetdex: the main loop answered the heartbeat but not the request "
-              f"after {attempts} attempt(s)", file=out)
         return EXIT_UNREACHABLE
     allowed = answer.get("allowed")
     reason = answer.get("reason", "")

@@ -59,24 +59,39 @@ def reach_main_loop(config: Config, bind_url: str, attempts: int, interval: floa
 
 
 @inlineCallbacks
+def request_main_loop(config: Config, bind_url: str, topic: str, fields: dict,
+                      answer_topic: str, attempts: int, interval: float, reactor: Any,
+                      out: Any, command: str, what: str) -> Deferred:
+    """Reach the main loop, send one request, fire with its answer.
+
+    Fires None when the main loop could not be reached or did not answer
+    (``out`` has been told why): the caller exits with EXIT_UNREACHABLE.
+    """
+    bus, client = yield reach_main_loop(config, bind_url, attempts, interval, reactor, out,
+                                        command)
+    if client is None:
+        return None
+    try:
+        answer = yield client.request(topic, fields, answer_topic, attempts, interval)
+    finally:
+        client.close()
+        bus.close()
+    if answer is None:
+        print(f"{command}: the main loop answered the heartbeat but not the {what} "
+              f"after {attempts} attempt(s)", file=out)
+    return answer
+
+
+@inlineCallbacks
 def send(config: Config, section: str, option: str, value: str, attempts: int,
          interval: float, reactor: Any, out: Any = None) -> Deferred:
     """Fires with the exit status; messages for a person go to ``out``."""
     out = out if out is not None else sys.stderr
     bind_url = config.get_url_at("ocd_config", "config", "n_ocd_config")
-    bus, client = yield reach_main_loop(config, bind_url, attempts, interval, reactor, out,
-                                        "ocd config send")
-    if client is None:
-        return EXIT_UNREACHABLE
-    try:
-        answer = yield client.request(REQUEST, {"section": section, "option": option,
-                                                "value": value}, ANSWER, attempts, interval)
-    finally:
-        client.close()
-        bus.close()
+    answer = yield request_main_loop(
+        config, bind_url, REQUEST, {"section": section, "option": option, "value": value},
+        ANSWER, attempts, interval, reactor, out, "ocd config send", "update")
     if answer is None:
-        print(f"ocd config send: the main loop answered the heartbeat but not the update "
-              f"after {attempts} attempt(s)", file=out)
         return EXIT_UNREACHABLE
     if answer.get("applied") is True:
         print(f"ocd config send: applied: {answer.get('message', '')}", file=out)
