@@ -23,6 +23,8 @@ DECISION = "ocd.decision.made"
 SHOT_RUN = "ocd.run_shot.run"
 STATES_CHANGE = "ocd.states.change"
 KEPT = (DECISION, SHOT_RUN, STATES_CHANGE)
+#: The blocker that means "busy observing": reported apart, not as time lost.
+OBSERVING = "shot_running"
 
 
 @dataclass
@@ -73,10 +75,13 @@ class NightReport:
             lines.append(f"  {shot.shotid:<12} {obs:>7}  {_hms(shot.start)}  {end:>8}  {minutes}"
                          f"  {shot.status}{note}")
         lines.append("")
+        observing = self.blocker_seconds.get(OBSERVING, 0.0)
+        lines.append(f"time spent on shots ({OBSERVING}): {observing / 3600:.2f} h")
         lines.append("time lost to each blocker (a stretch with several blockers counts for each):")
-        if not self.blocker_seconds:
+        lost = {k: v for k, v in self.blocker_seconds.items() if k != OBSERVING}
+        if not lost:
             lines.append("  none")
-        for name, seconds in sorted(self.blocker_seconds.items(), key=lambda kv: -kv[1]):
+        for name, seconds in sorted(lost.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {name:<20} {seconds / 3600:6.2f} h")
         return "\n".join(lines)
 
