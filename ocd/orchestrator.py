@@ -199,17 +199,23 @@ class Orchestrator(MainLoop):
         return super().clear_failed_shot()
 
     def on_run_shot_event(self, event: Event) -> None:
+        """A shot event from any runner: the ``run_shot`` machine, lost timer, counts.
+
+        Our own shot's events come back over ZeroMQ too; they are ignored
+        here because its outcome is handled through its Deferred. While our
+        own shot is being started or runs, another runner's events (a race
+        with ``ocd run_shot -e``) are counted but do not move the machine,
+        which stays ``running`` until our shot ends.
+        """
         key = (event.get("shotid"), event.get("obs_number"))
-        if key in self._own_keys:
-            return  # our own shot, handled through its outcome
-        if event.topic == RUN_SHOT_RUN and event.get("exec_status") == 1 and self._starting:
+        if key in self._own_keys or event.topic != RUN_SHOT_RUN:
             return
+        ours_busy = self._starting or self.own_shot is not None
         was_running = self.shot.state == "running"
-        super().on_run_shot_event(event)
-        if event.topic != RUN_SHOT_RUN:
-            return
+        if not ours_busy:
+            super().on_run_shot_event(event)
         status = event.get("exec_status")
-        if status == 0 and not was_running:
+        if status == 0 and not was_running and not ours_busy:
             exptimes = event.get("exptimes") or self.settings.exptimes
             try:
                 budget = float(sum(float(t) for t in exptimes))
@@ -217,7 +223,8 @@ class Orchestrator(MainLoop):
                 budget = float(sum(self.settings.exptimes))
             self._start_lost_timer(key, budget + self.settings.shot_grace)
         elif status == 1:
-            self._cancel_lost_timer()
+            if not ours_busy:
+                self._cancel_lost_timer()
             if event.get("error"):
                 self._shot_failed(str(key[0]), key[1], str(event.get("exc_value") or "error"))
             else:
@@ -282,6 +289,8 @@ class Orchestrator(MainLoop):
         shot, track = decision.shot, decision.track
         if shot is None or track is None or self.obsnum is None or self._starting:
             return
+        if self.runner is None or self.runner.running is not None:
+            return  # our previous shot is still ending
         self._starting = True
         if self.shot.can_fire("start"):
             self.publish_change(self.shot.fire("start", f"OCD starts shot {shot.shotid}"))
