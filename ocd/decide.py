@@ -193,13 +193,16 @@ def decide(
         if bad:
             found["weather"] = ", ".join(bad)
 
-    fwhm = tel.mean_fwhm(now, settings.fwhm_window)
+    # Metrology samples carry the TCS's time: window them on it, so a pinned
+    # (mock_time) or system clock does not leave live samples outside.
+    seen = tel.tcs_time if tel.tcs_time is not None else now
+    fwhm = tel.mean_fwhm(seen, settings.fwhm_window)
     fwhm_note = "" if fwhm is not None else " (no metrology: default)"
     fwhm = settings.default_fwhm if fwhm is None else fwhm
     if fwhm > settings.max_fwhm:
         found["bad_seeing"] = f"FWHM {fwhm:.1f} > {_num(settings.max_fwhm)}{fwhm_note}"
 
-    transparency = tel.mean_transparency(now, settings.fwhm_window)
+    transparency = tel.mean_transparency(seen, settings.fwhm_window)
     tr_note = "" if transparency is not None else " (no metrology: default)"
     transparency = settings.default_transparency if transparency is None else transparency
     if transparency < settings.min_transparency:

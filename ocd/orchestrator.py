@@ -37,7 +37,8 @@ from ocd.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.process import ProcessRunner
 from ocd.run_shot import ShotOutcome, ShotRequest, ShotRunner
 from ocd.scheduler import Scheduler
-from ocd.service import RUN_SHOT_RUN, MainLoop
+from ocd.service import RUN_SHOT_PREFIX, RUN_SHOT_RUN, MainLoop
+from ocd.shot_tracker import ShotTracker
 from ocd.shots import Shot, ShotListError, ShotStore, parse_shot_file
 from ocd.state import TelescopeState, fold, reset_windows
 
@@ -79,11 +80,13 @@ class Orchestrator(MainLoop):
         self.runner: ShotRunner | None = None
         self.processes: ProcessRunner | None = None
         self.own_shot: ShotRequest | None = None
-        self._starting = False
+        self.shots = ShotTracker()
         self._own_keys: set[tuple[Any, Any]] = set()
         self._last_report: float | None = None
         self._pending: Any = None
-        self._lost_call: Any = None
+        self._reserving: defer.Deferred | None = None
+        self._shot_done_d: defer.Deferred | None = None
+        self._stopping = False
         self._shot_file_signature: Any = None
 
     # -- lifecycle ----------------------------------------------------------
@@ -103,13 +106,23 @@ class Orchestrator(MainLoop):
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
+        """End what must end, in order, before the sockets close.
+
+        A reservation in flight is waited for (it then starts nothing); a
+        running shot is stopped and its outcome handled, FINISH included;
+        only then are the remaining children (alerts) stopped.
+        """
+        self._stopping = True
         if self._pending is not None and self._pending.active():
             self._pending.cancel()
-        self._cancel_lost_timer()
+        if self._reserving is not None:
+            yield self._reserving
         if self.runner is not None and self.runner.running is not None:
             self.log.warn("stopping during shot {shotid}: ending its programs",
                           shotid=self.runner.running.shotid)
-            yield self.runner.stop()
+            self.runner.stop()
+        if self._shot_done_d is not None:
+            yield self._shot_done_d
         if self.processes is not None:
             yield self.processes.stop_all()
         if self.store is not None:
@@ -131,11 +144,15 @@ class Orchestrator(MainLoop):
             except (ProcessLookupError, PermissionError, OSError):
                 pass
         self.failed_shot = True
+        self.counters.increment("shots.failed")
         self.log.error(
             "OCD stopped during shot {shotid} (observation {obs}, step {step}): the shot "
             "counts as failed; a person must check it and run 'ocd allow_hetdex start'",
             shotid=record["shotid"], obs=record["obs_number"], step=record["step"])
         self.store.clear_running()
+        self.alert(failed_shot_message(
+            str(record["shotid"]), record["obs_number"],
+            f"OCD stopped during step {record['step']}; check the shot"))
 
     # -- the shot list ------------------------------------------------------
     def reload_shots(self, force: bool = False) -> None:
@@ -199,36 +216,47 @@ class Orchestrator(MainLoop):
         return super().clear_failed_shot()
 
     def on_run_shot_event(self, event: Event) -> None:
-        """A shot event from any runner: the ``run_shot`` machine, lost timer, counts.
+        """A shot event from another runner (``ocd run_shot -e``), or our own echo.
 
-        Our own shot's events come back over ZeroMQ too; they are ignored
-        here because its outcome is handled through its Deferred. While our
-        own shot is being started or runs, another runner's events (a race
-        with ``ocd run_shot -e``) are counted but do not move the machine,
-        which stays ``running`` until our shot ends.
+        Our own shot's events come back over ZeroMQ too; they are ignored:
+        its outcome arrives through its Deferred. Another runner's shot is
+        tracked from any START (``run``, ``setup_telescope``, ``exp_hetdex``:
+        a lost ``run`` START must not hide it) to the FINISH of ``run``.
         """
         key = (event.get("shotid"), event.get("obs_number"))
-        if key in self._own_keys or event.topic != RUN_SHOT_RUN:
+        if key in self._own_keys or not event.topic.startswith(RUN_SHOT_PREFIX):
             return
-        ours_busy = self._starting or self.own_shot is not None
-        was_running = self.shot.state == "running"
-        if not ours_busy:
-            super().on_run_shot_event(event)
         status = event.get("exec_status")
-        if status == 0 and not was_running and not ours_busy:
+        if status == 0:
             exptimes = event.get("exptimes") or self.settings.exptimes
             try:
                 budget = float(sum(float(t) for t in exptimes))
             except (TypeError, ValueError):
                 budget = float(sum(self.settings.exptimes))
-            self._start_lost_timer(key, budget + self.settings.shot_grace)
-        elif status == 1:
-            if not ours_busy:
-                self._cancel_lost_timer()
-            if event.get("error"):
-                self._shot_failed(str(key[0]), key[1], str(event.get("exc_value") or "error"))
-            else:
-                self._count_down(str(key[0]))
+            if self.shots.start(key, self.reactor.seconds(), budget + self.settings.shot_grace):
+                self._sync_shot_machine(f"shot {key[0]} (observation {key[1]}) started by "
+                                        "another runner")
+            return
+        if status != 1 or event.topic != RUN_SHOT_RUN:
+            return
+        if key in self.shots.lost:
+            self.log.warn("FINISH of shot {shotid} (observation {obs}) arrived after it was "
+                          "declared lost: ignored", shotid=key[0], obs=key[1])
+            return
+        self.shots.finish(key)
+        if event.get("error"):
+            self._sync_shot_machine(f"shot {key[0]} finished with an error")
+            self._shot_failed(str(key[0]), key[1], str(event.get("exc_value") or "error"))
+        else:
+            self._count_down(str(key[0]))
+            self._sync_shot_machine(f"shot {key[0]} finished")
+
+    def _sync_shot_machine(self, msg: str, idle_by: str = "finish") -> None:
+        """Move ``run_shot`` to what the tracker says: running while any shot is."""
+        if self.shots.busy and self.shot.can_fire("start"):
+            self.publish_change(self.shot.fire("start", msg))
+        elif not self.shots.busy and self.shot.can_fire(idle_by):
+            self.publish_change(self.shot.fire(idle_by, msg))
 
     # -- deciding -----------------------------------------------------------
     def schedule_decision(self) -> None:
@@ -238,6 +266,7 @@ class Orchestrator(MainLoop):
 
     def on_tick(self) -> None:
         self.reload_shots()
+        self._expire_shots()
         self.evaluate(retry_obsnum=True)
 
     def evaluate(self, retry_obsnum: bool = False) -> Decision | None:
@@ -255,7 +284,7 @@ class Orchestrator(MainLoop):
         inputs = DecisionInputs(
             telescope=self.telescope,
             allowed=self.arming.state == "allowed",
-            shot_running=self.shot.state == "running" or self._starting,
+            shot_running=self.shots.busy,
             failed_shot=self.failed_shot,
             obsnum_ok=self.obsnum_ok,
         )
@@ -287,33 +316,55 @@ class Orchestrator(MainLoop):
     # -- acting -------------------------------------------------------------
     def _start_shot(self, decision: Decision) -> None:
         shot, track = decision.shot, decision.track
-        if shot is None or track is None or self.obsnum is None or self._starting:
+        if shot is None or track is None or self.obsnum is None or self.shots.busy:
             return
-        if self.runner is None or self.runner.running is not None:
-            return  # our previous shot is still ending
-        self._starting = True
-        if self.shot.can_fire("start"):
-            self.publish_change(self.shot.fire("start", f"OCD starts shot {shot.shotid}"))
+        if self.runner is None or self.runner.running is not None or self._stopping:
+            return  # our previous shot is still ending, or OCD is stopping
+        self.shots.starting = True
+        self._sync_shot_machine(f"OCD starts shot {shot.shotid}")
         self.counters.increment("shots.started")
         d = self.obsnum.reserve(shot.shotid)
         d.addCallbacks(lambda obs: self._run(shot, track, obs),
                        lambda failure: self._no_obsnum(shot, failure))
         d.addErrback(lambda failure: self.log.failure("starting a shot failed", failure))
+        self._reserving = d
+
+        def reserved(result: Any) -> Any:
+            self._reserving = None
+            return result
+
+        d.addBoth(reserved)
 
     def _no_obsnum(self, shot: Shot, failure: Any) -> None:
-        self._starting = False
+        self.shots.starting = False
         self.obsnum_ok = False
         reason = failure.getErrorMessage()
         if not failure.check(ObsnumUnavailable):
             self.log.failure("reserving an observation number failed", failure)
         self.counters.increment("obsnum.unavailable")
-        if self.shot.can_fire("finish"):
-            self.publish_change(self.shot.fire(
-                "finish", f"shot {shot.shotid} not started: no observation number ({reason})"))
+        self._sync_shot_machine(f"shot {shot.shotid} not started: no observation number ({reason})")
         self.schedule_decision()
+
+    def _why_not_now(self) -> str | None:
+        """What changed while the number was reserved that forbids the shot."""
+        if self._stopping or not self.running:
+            return "OCD is stopping"
+        if self.arming.state != "allowed":
+            return "shots are no longer allowed"
+        if self.failed_shot:
+            return "a shot failed meanwhile"
+        return None
 
     def _run(self, shot: Shot, track: int, obs_number: int) -> None:
         self.obsnum_ok = True
+        self.shots.starting = False
+        why = self._why_not_now()
+        if why is not None:
+            self.log.warn("shot {shotid} not started: {why}; observation number {obs} stays "
+                          "used", shotid=shot.shotid, why=why, obs=obs_number)
+            self._sync_shot_machine(f"shot {shot.shotid} not started: {why}")
+            self.schedule_decision()
+            return
         azimuth = shot.forced_az if shot.forced_az != -1 else track_azimuth(shot.dec, track)
         request = ShotRequest(
             shotid=shot.shotid, obs_number=obs_number, ra=shot.ra, dec=shot.dec,
@@ -324,24 +375,36 @@ class Orchestrator(MainLoop):
         key = (request.shotid, request.obs_number)
         self._own_keys.add(key)
         self.own_shot = request
-        self._starting = False
+        self.shots.start(key, self.reactor.seconds(),
+                         float(sum(request.exptimes)) + self.settings.shot_grace, own=True)
         self.log.info("starting shot {shotid} (observation {obs}) on the {track} track",
                       shotid=shot.shotid, obs=obs_number, track=request.track_name)
-        self._start_lost_timer(key, float(sum(request.exptimes)) + self.settings.shot_grace)
         assert self.runner is not None
-        self.runner.run(request).addCallback(self._shot_done)
+        d = self.runner.run(request).addCallback(self._shot_done)
+        d.addErrback(lambda failure: self.log.failure(
+            "handling the outcome of shot {shotid} failed", failure, shotid=shot.shotid))
+        self._shot_done_d = d
 
     def _shot_done(self, outcome: ShotOutcome) -> None:
         request = outcome.request
+        key = (request.shotid, request.obs_number)
         self.own_shot = None
-        self._cancel_lost_timer()
-        if self.shot.can_fire("finish"):
-            verdict = "done" if outcome.ok else f"failed: {outcome.error}"
-            self.publish_change(self.shot.fire("finish", f"shot {request.shotid} {verdict}"))
-        if outcome.ok:
+        self._shot_done_d = None
+        self.shots.finish(key)
+        lost = key in self.shots.lost
+        verdict = "done" if outcome.ok else f"failed: {outcome.error}"
+        self._sync_shot_machine("lost" if lost else f"shot {request.shotid} {verdict}",
+                                idle_by="lost" if lost else "finish")
+        if outcome.ok and not lost:
             self._count_down(request.shotid)
+        elif self._stopping:
+            self.counters.increment("shots.failed")
+            self.log.error("shot {shotid} (observation {obs}) ended by OCD's stop: {error}",
+                           shotid=request.shotid, obs=request.obs_number, error=outcome.error)
         else:
-            self._shot_failed(request.shotid, request.obs_number, outcome.error or "error")
+            error = "lost: no FINISH within the exposure times plus shot_grace" if lost else (
+                outcome.error or "error")
+            self._shot_failed(request.shotid, request.obs_number, error)
         self.schedule_decision()
 
     def _shot_failed(self, shotid: str, obs_number: Any, error: str) -> None:
@@ -354,28 +417,20 @@ class Orchestrator(MainLoop):
             self.alert(disarm_message(reason))
 
     # -- lost shots ---------------------------------------------------------
-    def _start_lost_timer(self, key: tuple[Any, Any], seconds: float) -> None:
-        self._cancel_lost_timer()
-        self._lost_call = self.reactor.callLater(seconds, self._lost, key, seconds)
-
-    def _cancel_lost_timer(self) -> None:
-        if self._lost_call is not None and self._lost_call.active():
-            self._lost_call.cancel()
-        self._lost_call = None
-
-    def _lost(self, key: tuple[Any, Any], seconds: float) -> None:
-        try:
-            self._lost_call = None
+    def _expire_shots(self) -> None:
+        """Declare lost every shot past ``sum(exptimes) + shot_grace`` (on the timer)."""
+        for shot in self.shots.expire(self.reactor.seconds()):
+            shotid, obs = shot.key
             self.log.error("shot {shotid} (observation {obs}): no FINISH after {s:.0f} s: lost",
-                           shotid=key[0], obs=key[1], s=seconds)
-            if self.runner is not None and self.runner.running is not None:
-                self.runner.stop()
-            if self.shot.can_fire("lost"):
-                self.publish_change(self.shot.fire("lost", "lost"))
-            self._shot_failed(str(key[0]), key[1], f"lost: no FINISH after {seconds:.0f} s")
-            self.schedule_decision()
-        except Exception:
-            self.log.failure("declaring a shot lost failed")
+                           shotid=shotid, obs=obs, s=shot.deadline - shot.started)
+            if shot.own:
+                # Its outcome (FINISH with the error) comes once its programs end.
+                if self.runner is not None:
+                    self.runner.stop()
+                continue
+            self._sync_shot_machine("lost", idle_by="lost")
+            self._shot_failed(str(shotid), obs,
+                              f"lost: no FINISH after {shot.deadline - shot.started:.0f} s")
 
     # -- alerts -------------------------------------------------------------
     def alert(self, message: str) -> None:

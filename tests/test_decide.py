@@ -192,3 +192,24 @@ def test_settings_from_the_master_configuration():
     settings = DecisionSettings.from_config(Config.load())
     assert settings == DecisionSettings()
     assert settings.duration == 1380.0
+
+
+def test_metrology_is_windowed_on_the_tcs_time_when_the_clock_is_pinned():
+    """mock_time (or the system clock) must not leave live samples outside the window."""
+    from ocd.decide import DecisionInputs, DecisionSettings, decide
+    from ocd.events import UrlKind, event_from_payload, make_payload
+    from ocd.scheduler import Scheduler
+    from ocd.state import TelescopeState, fold
+
+    pinned = 1740031200.0
+    live = pinned + 3600.0  # the TCS an hour after the pinned clock
+    state = TelescopeState()
+    for i in range(5):
+        payload = make_payload("pas.Guider1.metrology_data",
+                               dict(fwhm=3.0, transparency=0.3, valid=True), live + i, live + i)
+        event = event_from_payload("pas.Guider1.metrology_data", payload, UrlKind.TCS)
+        state = fold(state, event, 100.0 + i)
+    settings = DecisionSettings()
+    decision = decide(DecisionInputs(state, allowed=True), Scheduler([], settings), pinned,
+                      105.0, settings)
+    assert "bad_seeing" in decision.blockers and "low_transparency" in decision.blockers

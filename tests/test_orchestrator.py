@@ -174,8 +174,10 @@ def test_shot_by_hand_blocks_and_is_declared_lost(make_loop):
     assert loop.shot.state == "running"
     assert "shot_running" in decisions(heard)[-1]["blockers"]
     clock.advance(89)
+    loop.tick()
     assert loop.shot.state == "running"
     clock.advance(2)  # 30 s of exposures + 60 s grace
+    loop.tick()  # lost shots are found on the timer
     assert changes(heard, "run_shot")[-1]["msg"] == "lost"
     assert loop.failed_shot
     assert loop.arming.state == "not_allowed"
@@ -218,3 +220,87 @@ def test_track_azimuth_east_and_west():
     west = track_azimuth(56.1464, 1)
     assert 0 < east < 180
     assert west == pytest.approx(360 - east)
+
+
+class PendingObsnum:
+    """Stands in for ObsnumPool while a reservation is still in flight."""
+
+    def __init__(self) -> None:
+        self.pending: list[defer.Deferred] = []
+
+    def reserve(self, shotid: str) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        self.pending.append(d)
+        return d
+
+
+def starts(heard: list) -> list[dict]:
+    return [dict(e.payload) for e in heard
+            if e.topic == "ocd.run_shot.run" and e.payload["exec_status"] == 0]
+
+
+def armed_with_a_pending_reservation(make_loop):
+    obsnum = PendingObsnum()
+    loop, clock, heard = make_loop(obsnum=obsnum, options={("dates", "mock_time"): str(NIGHT)})
+    loop.handle_event(control(UrlKind.ALLOW_HETDEX, "ocd.states.hetdex_allowed",
+                              allow=True, id="a1"))
+    good_sky(loop, clock, NIGHT)
+    if not obsnum.pending:
+        pytest.skip("no sample shot observable at this moment")
+    assert loop.shot.state == "running"  # marked at once, before the number
+    return loop, clock, heard, obsnum
+
+
+def test_disarmed_while_the_number_is_reserved_starts_nothing(make_loop):
+    loop, clock, heard, obsnum = armed_with_a_pending_reservation(make_loop)
+    loop.handle_event(control(UrlKind.ALLOW_HETDEX, "ocd.states.hetdex_allowed",
+                              allow=False, id="a2"))
+    obsnum.pending[0].callback(41)
+    clock.advance(0)
+    assert starts(heard) == [] and loop.own_shot is None
+    assert loop.shot.state == "idle"
+    assert "not started: shots are no longer allowed" in changes(heard, "run_shot")[-1]["msg"]
+
+
+def test_stopping_while_the_number_is_reserved_starts_nothing(make_loop):
+    loop, clock, heard, obsnum = armed_with_a_pending_reservation(make_loop)
+    stopped = loop.stopService()
+    assert not stopped.called  # waits for the reservation
+    obsnum.pending[0].callback(41)
+    assert stopped.called
+    assert starts(heard) == [] and loop.own_shot is None
+
+
+def test_two_shots_by_hand_the_first_finish_keeps_shot_running(make_loop):
+    loop, clock, heard = make_loop()
+    loop.handle_event(run_shot_event(0))
+    second = dict(shotid="HAND02", obs_number=78, ra=2.0, dec=25.0, azimuth=50.0, track=1,
+                  exptimes=[10, 10, 10])
+    # its run START was lost (slow joiner): an exp_hetdex START still counts
+    loop.handle_event(control(UrlKind.RUN_SHOT, "ocd.run_shot.exp_hetdex", exec_status=0,
+                              exposure=1, **second))
+    loop.handle_event(run_shot_event(1, error=False))
+    clock.advance(0)
+    assert loop.shot.state == "running"
+    assert "shot_running" in decisions(heard)[-1]["blockers"]
+    loop.handle_event(control(UrlKind.RUN_SHOT, "ocd.run_shot.run", exec_status=1, error=False,
+                              **second))
+    clock.advance(0)
+    assert loop.shot.state == "idle"
+    assert "shot_running" not in decisions(heard)[-1]["blockers"]
+
+
+def test_a_finish_after_lost_is_ignored(make_loop):
+    loop, clock, heard = make_loop(options={("decision", "shot_grace"): "60"})
+    shotid = loop.scheduler.shots[0].shotid
+    before = loop.store.remaining(shotid)
+    fields = dict(shotid=shotid, obs_number=90, ra=1.0, dec=20.0, azimuth=40.0, track=0,
+                  exptimes=[10, 10, 10])
+    loop.handle_event(control(UrlKind.RUN_SHOT, "ocd.run_shot.run", exec_status=0, **fields))
+    clock.advance(100)
+    loop.tick()
+    assert changes(heard, "run_shot")[-1]["msg"] == "lost" and loop.failed_shot
+    loop.handle_event(control(UrlKind.RUN_SHOT, "ocd.run_shot.run", exec_status=1, error=False,
+                              **fields))
+    clock.advance(0)
+    assert loop.store.remaining(shotid) == before
