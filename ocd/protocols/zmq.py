@@ -54,6 +54,20 @@ class BindError(Exception):
     """A URL could not be bound (or connected): the message names it and why."""
 
 
+def _attach(socket: zmq.Socket, urls: Sequence[str], attach: Callable[[str], None],
+            what: str) -> None:
+    """Bind or connect ``socket`` to every URL; on failure close it and say which URL.
+
+    ``what`` formats the message, e.g. ``"cannot bind {url}"``.
+    """
+    for url in urls:
+        try:
+            attach(url)
+        except zmq.ZMQError as exc:
+            socket.close(linger=0)
+            raise BindError(f"{what.format(url=url)}: {_reason(exc)}") from None
+
+
 def _reason(exc: zmq.ZMQError) -> str:
     if exc.errno == _errno.EADDRINUSE:
         return "address already in use"
@@ -144,13 +158,7 @@ class EventPublisher:
         self.urls = list(urls)
         socket.setsockopt(zmq.LINGER, LINGER_MS)
         socket.setsockopt(zmq.SNDHWM, SNDHWM)
-        for url in self.urls:
-            try:
-                socket.bind(url)
-            except zmq.ZMQError as exc:
-                socket.close(linger=0)
-                self._socket = None
-                raise BindError(f"cannot bind {url}: {_reason(exc)}") from None
+        _attach(socket, self.urls, socket.bind, "cannot bind {url}")
         self.sent = 0
         self.dropped = 0
 
@@ -214,13 +222,7 @@ class EventSubscriber:
         self.topics: list[str] = []
         for topic in topics:
             self.subscribe(topic)
-        for url in self.urls:
-            try:
-                socket.connect(url)
-            except zmq.ZMQError as exc:
-                socket.close(linger=0)
-                self._socket = None
-                raise BindError(f"cannot connect to {url} ({kind.value}): {_reason(exc)}") from None
+        _attach(socket, self.urls, socket.connect, f"cannot connect to {{url}} ({kind.value})")
         self._fd = socket.getsockopt(zmq.FD)
         self._reactor.addReader(self)
         self._schedule()
