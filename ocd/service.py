@@ -24,8 +24,9 @@ from twisted.logger import Logger
 
 from ocd.config import Config, ConfigError
 from ocd.control import HEARTBEAT_ENQUIRY, HEARTBEAT_REPLY
+from ocd.clock import OcdClock
 from ocd.counters import Counters
-from ocd.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event, parse_time
+from ocd.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
 from ocd.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
 from ocd.protocols.zmq import Bus, EventPublisher
 
@@ -39,9 +40,6 @@ RUN_SHOT_PREFIX = "ocd.run_shot."
 RUN_SHOT_RUN = "ocd.run_shot.run"
 TCS_HEARTBEAT = "tcs.receiver.heartbeat"
 
-#: A telescope time this far behind OCD's clock is a jump back (a replay
-#: that starts over), not just an older guider frame arriving late.
-JUMP_BACK_SECONDS = 60.0
 #: At most one warning per kind of malformed event in this many seconds.
 WARN_EVERY = 60.0
 
@@ -99,13 +97,7 @@ class MainLoop(Service):
         self.failed_shot = False
         self.listeners: list[Listener] = []
         self.publishers: dict[str, EventPublisher] = {}
-        self._clock = config.get_choice("dates", "clock", ("tcs", "system"))
-        mock = config.get_str("dates", "mock_time")
-        try:
-            self._mock_time = parse_time(mock) if mock else None
-        except ValueError as exc:
-            raise ConfigError(f"[dates] mock_time = {mock!r}: {exc}") from None
-        self._tcs_time: float | None = None
+        self.clock = OcdClock.from_config(config)
         self._warned: dict[str, tuple[float, int]] = {}
         self._topic_counter: dict[str, str] = {}
 
@@ -120,22 +112,13 @@ class MainLoop(Service):
     # -- clocks ------------------------------------------------------------
     def now(self) -> float:
         """OCD's clock: mock_time, else the TCS time, else the machine's clock."""
-        if self._mock_time is not None:
-            return self._mock_time
-        if self._clock == "tcs" and self._tcs_time is not None:
-            return self._tcs_time
-        return self.reactor.seconds()
+        return self.clock.now(self.reactor.seconds())
 
     def _advance_clock(self, event: Event) -> None:
-        old = self._tcs_time
-        new = event.data_time
-        if old is None or new >= old:
-            self._tcs_time = new
-        elif old - new > JUMP_BACK_SECONDS:
-            self._tcs_time = new
-            self.log.info("telescope time jumped back from {old} to {new} ({topic}): "
-                          "time windows restart", old=old, new=new, topic=event.topic)
-            self.on_time_jump_back(old, new)
+        jump = self.clock.observe(event.data_time)
+        if jump is not None:
+            self.log.info("{what} ({topic})", what=jump.describe(), topic=event.topic)
+            self.on_time_jump_back(jump.old, jump.new)
 
     # -- publishing --------------------------------------------------------
     def publish(self, topic: str, fields: dict[str, Any]) -> Event:
