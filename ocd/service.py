@@ -20,12 +20,13 @@ from typing import Any, Callable
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
-from ocd.config import Config, ConfigError
+from ocd.config import Config, ConfigError, register_type
 from ocd.control import HEARTBEAT_ENQUIRY, HEARTBEAT_REPLY
 from ocd.clock import OcdClock
-from ocd.counters import Counters
+from ocd.core.heartbeat_gaps import GapNews, HeartbeatGaps
+from ocd.counters import BoundedNames, Counters, RateLimitedWarnings
 from ocd.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
 from ocd.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
 from ocd.protocols.zmq import Bus, EventPublisher
@@ -98,8 +99,12 @@ class MainLoop(Service):
         self.listeners: list[Listener] = []
         self.publishers: dict[str, EventPublisher] = {}
         self.clock = OcdClock.from_config(config)
-        self._warned: dict[str, tuple[float, int]] = {}
-        self._topic_counter: dict[str, str] = {}
+        self._warnings = RateLimitedWarnings(WARN_EVERY, self.log.warn)
+        self._topic_names = BoundedNames("topic")
+        #: A TCS __data_time further than this from the machine's clock is
+        #: malformed (0: no limit); see :meth:`_time_is_plausible`.
+        self.max_time_offset = config.get_float("dates", "max_time_offset")
+        self.heartbeats = HeartbeatGaps(config.get_float("topics", "heartbeat_interval"))
 
     @property
     def reactor(self) -> Any:
@@ -152,58 +157,112 @@ class MainLoop(Service):
 
     # -- receiving ---------------------------------------------------------
     def handle_event(self, event: Event) -> None:
-        """Route one event by the kind of URL it came on (events.md section 1)."""
+        """Route one event by the kind of URL it came on (events.md section 1).
+
+        An event that makes a handler raise (a value of a type nobody
+        checked) is a malformed event: counted, warned about at a bounded
+        rate, never a traceback per message.
+        """
         kind = event.url_kind
         topic = event.topic
         counters = self.counters
         counters.increment(_RECEIVED.get(kind, "received.unknown"))
-        if kind in _TELESCOPE:
-            if topic == HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
+        try:
+            if kind in _TELESCOPE:
+                if topic == HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
+                    self._answer_heartbeat(event)
+                elif topic.startswith("ocd."):
+                    self._drop(event, "ocd topic on a telescope URL")
+                elif self.max_time_offset and not self._time_is_plausible(event):
+                    return
+                else:
+                    self._advance_clock(event)
+                    counters.increment(self._topic_names.name(topic))
+                    if topic == TCS_HEARTBEAT:
+                        self._check_heartbeat_gap(event)
+                    self.on_telescope_event(event)
+                    if topic == TCS_HEARTBEAT:
+                        self.publish_states()
+            elif topic == HEARTBEAT_ENQUIRY:
                 self._answer_heartbeat(event)
-            elif topic.startswith("ocd."):
-                self._drop(event, "ocd topic on a telescope URL")
+            elif kind is UrlKind.ALLOW_HETDEX and topic == HETDEX_ALLOWED_REQUEST:
+                self._handle_allow(event)
+            elif kind is UrlKind.CONFIG and topic == CONFIG_UPDATE:
+                self._handle_config(event)
+            elif kind is UrlKind.RUN_SHOT and topic.startswith(RUN_SHOT_PREFIX):
+                counters.increment(self._topic_names.name(topic))
+                self.on_run_shot_event(event)
             else:
-                self._advance_clock(event)
-                name = self._topic_counter.get(topic)
-                if name is None:
-                    name = self._topic_counter[topic] = f"topic.{topic}"
-                counters.increment(name)
-                self.on_telescope_event(event)
-                if topic == TCS_HEARTBEAT:
-                    self.publish_states()
-        elif topic == HEARTBEAT_ENQUIRY:
-            self._answer_heartbeat(event)
-        elif kind is UrlKind.ALLOW_HETDEX and topic == HETDEX_ALLOWED_REQUEST:
-            self._handle_allow(event)
-        elif kind is UrlKind.CONFIG and topic == CONFIG_UPDATE:
-            self._handle_config(event)
-        elif kind is UrlKind.RUN_SHOT and topic.startswith(RUN_SHOT_PREFIX):
-            self.counters.increment(f"topic.{topic}")
-            self.on_run_shot_event(event)
-        else:
-            self._drop(event, f"not carried by {kind.value if kind else 'unknown'} URLs")
+                self._drop(event, f"not carried by {kind.value if kind else 'unknown'} URLs")
+        except Exception as exc:
+            self._handler_failed(event, exc)
+
+    def _handler_failed(self, event: Event, exc: Exception) -> None:
+        """A handler raised on this event: count it as malformed, warn at a bounded rate."""
+        kind = type(exc).__name__
+        self.counters.increment("malformed.handler_error")
+        written = self._warn(f"malformed.handler_error.{kind}",
+                             "malformed event {topic} from {url}: handling it raised "
+                             "{error_type}: {error}", topic=event.topic, url=event.url,
+                             error_type=kind, error=_short(str(exc)))
+        if written:  # the first of each kind in a while keeps its traceback for a bug report
+            self.log.failure("traceback of the handler error above", _failure(exc),
+                             level=LogLevel.debug)
+
+    def _time_is_plausible(self, event: Event) -> bool:
+        """A telescope ``__data_time`` near the machine's clock (else malformed).
+
+        On a TCS URL the time must lie within ``[dates] max_time_offset`` of
+        the machine's clock (of ``mock_time`` when pinned); a replay carries
+        an old night, so there only the future and times <= 0 are refused.
+        A time of 1e308 or year 9999 must never become OCD's clock.
+        """
+        t = event.data_time
+        reference = self.clock.mock_time
+        if reference is None:
+            reference = self.reactor.seconds()
+        limit = self.max_time_offset
+        if t > 0 and t - reference <= limit and (
+                event.url_kind is UrlKind.REPLAY or reference - t <= limit):
+            return True
+        self.on_malformed(MalformedEvent(
+            "far_time", f"{event.topic}: __data_time {t!r} is more than {limit:g} s from the "
+                        f"machine's clock ({reference:.0f})"), event.url or "?")
+        return False
+
+    def _check_heartbeat_gap(self, event: Event) -> None:
+        news: GapNews = self.heartbeats.observe(event.data_time)
+        if news.missed:
+            self.counters.increment("heartbeat.missed", news.missed)
+            self.counters.increment("heartbeat.gaps")
+        if news.started is not None:
+            s = news.started
+            self.log.warn("TCS heartbeats missing: {missed} in a gap of {gap:.1f} s ending at "
+                          "{end} (TCS clock) on {url}; further gaps are counted "
+                          "(heartbeat.missed), not logged, until heartbeats arrive regularly "
+                          "again", missed=s.missed, gap=s.end - s.start, end=_utc(s.end),
+                          url=event.url, ocd_event="heartbeat_gap")
+        if news.ended is not None:
+            s = news.ended
+            self.log.info("TCS heartbeat loss over: {missed} heartbeats missing in {gaps} gaps "
+                          "between {start} and {end} (TCS clock)", missed=s.missed, gaps=s.gaps,
+                          start=_utc(s.start), end=_utc(s.end), ocd_event="heartbeat_gap_end")
 
     def on_malformed(self, exc: MalformedEvent, url: str) -> None:
         """Count by kind; warn once per kind per :data:`WARN_EVERY` seconds."""
         self.counters.increment(f"malformed.{exc.kind}")
         self._warn(f"malformed.{exc.kind}", "malformed event ({kind}) on {url}: {message}",
-                   kind=exc.kind, url=url, message=str(exc))
+                   kind=exc.kind, url=url, message=_short(str(exc)))
 
     def _drop(self, event: Event, why: str) -> None:
         kind = event.url_kind.value if event.url_kind else "unknown"
         self.counters.increment(f"dropped.{kind}")
         self._warn(f"dropped.{kind}.{event.topic}", "dropped {topic} from {url}: {why}",
-                   topic=event.topic, url=event.url, why=why)
+                   topic=_short(event.topic), url=event.url, why=why)
 
-    def _warn(self, key: str, fmt: str, **fields: Any) -> None:
-        now = self.reactor.seconds()
-        last, suppressed = self._warned.get(key, (None, 0))
-        if last is not None and now - last < WARN_EVERY:
-            self._warned[key] = (last, suppressed + 1)
-            return
-        self._warned[key] = (now, 0)
-        self.log.warn(fmt + " ({suppressed} similar ones not logged)", suppressed=suppressed,
-                      **fields)
+    def _warn(self, key: str, fmt: str, **fields: Any) -> bool:
+        """Warn once per ``key`` per :data:`WARN_EVERY` s; a bounded number of keys."""
+        return self._warnings.warn(key, self.reactor.seconds(), fmt, **fields)
 
     def _answer_heartbeat(self, event: Event) -> None:
         ident = event.get("id")
@@ -289,6 +348,44 @@ class MainLoop(Service):
 
     def on_tick(self) -> None:
         """Periodic work (re-decide, report): the orchestrator extends it."""
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A wire-given text cut for a log line."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _utc(t: float) -> str:
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return repr(t)
+
+
+def _failure(exc: Exception) -> Any:
+    from twisted.python.failure import Failure
+
+    return Failure(exc, type(exc), exc.__traceback__)
+
+
+def _positive_seconds(config: Config, section: str, option: str) -> float:
+    value = config.get_float(section, option)
+    if not value > 0:
+        raise ConfigError(f"{config._where(section, option, str(value))}: expected a value > 0")
+    return value
+
+
+def _offset_seconds(config: Config, section: str, option: str) -> float:
+    value = config.get_float(section, option)
+    if value < 0:
+        raise ConfigError(f"{config._where(section, option, str(value))}: expected a value >= 0")
+    return value
+
+
+register_type("dates", "max_time_offset", _offset_seconds)
+register_type("topics", "heartbeat_interval", _positive_seconds)
 
 
 class ControlChannels(Service):

@@ -73,7 +73,9 @@ def make_loop(tmp_path: Path):
         shot_file = tmp_path / "shots.txt"
         shot_file.write_text(shot_list_text(sample))
         overrides = [("shots", "shot_file", str(shot_file)),
-                     ("shots", "state_db", str(tmp_path / "state.sqlite"))]
+                     ("shots", "state_db", str(tmp_path / "state.sqlite")),
+                     # TCS times of 2025 on a Clock that starts near 0
+                     ("dates", "max_time_offset", "0")]
         overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
         config = Config.load(None, overrides)
         clock = Clock()
