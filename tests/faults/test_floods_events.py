@@ -14,9 +14,9 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
 from ocd.config import Config
-from ocd.counters import MAX_NAMES
-from ocd.events import MalformedEvent, UrlKind, make_payload, parse_frames
-from ocd.service import MainLoop
+from ocd.core.counters import MAX_NAMES
+from ocd.core.events import MalformedEvent, UrlKind, make_payload, parse_frames
+from ocd.services.main_loop import MainLoop
 
 NIGHT = 1740031200.0  # 2025-02-20 06:00 UTC
 
