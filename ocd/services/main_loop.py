@@ -113,6 +113,28 @@ class MainLoop(Service):
             self._reactor = reactor
         return self._reactor
 
+    # -- lifecycle -----------------------------------------------------------
+    def startService(self) -> None:
+        from ocd.json_log import add_trouble_listener
+
+        add_trouble_listener(self._log_trouble)
+        Service.startService(self)
+
+    def stopService(self) -> Any:
+        from ocd.json_log import remove_trouble_listener
+
+        remove_trouble_listener(self._log_trouble)
+        return Service.stopService(self)
+
+    def _log_trouble(self, message: str) -> None:
+        """The JSON log stopped: alert from the reactor, not from inside the log observer."""
+        self.counters.increment("json_log.failed")
+        self.reactor.callLater(0, self.alert, message)
+
+    def alert(self, message: str) -> None:
+        """Wake a person; the orchestrator runs ``[general] alert_command``."""
+        self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
+
     # -- clocks ------------------------------------------------------------
     def now(self) -> float:
         """OCD's clock: mock_time, else the TCS time, else the machine's clock."""
