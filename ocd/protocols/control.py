@@ -104,7 +104,7 @@ class ControlClient:
     # -- the three things a subcommand does -----------------------------------
     def handshake(self, timeout: float, interval: float = 0.25) -> Deferred:
         """Fires True once the main loop answers an enquiry, False after ``timeout``."""
-        ident = new_id()
+        ident = self.handshake_id = new_id()  # a replay names its start with it
         d = self._wait(
             HEARTBEAT_REPLY, ident, lambda: self.emit(HEARTBEAT_ENQUIRY, {"id": ident}),
             None, interval, timeout,

@@ -15,6 +15,7 @@ and its sockets are opened in ``startService`` and closed in ``stopService``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from twisted.application.service import MultiService, Service
@@ -39,6 +40,12 @@ STATES_STATE = "ocd.states.state"
 RUN_SHOT_PREFIX = "ocd.run_shot."
 RUN_SHOT_RUN = "ocd.run_shot.run"
 TCS_HEARTBEAT = "tcs.receiver.heartbeat"
+#: ``ocd db_replay`` -> main loop at the end of a replay, on the replay URL.
+REPLAY_END = "ocd.replay.end"
+#: main loop -> all: what OCD counted of that replay.
+REPLAY_COUNTED = "ocd.replay.counted"
+#: Replays (handshake ids) whose start OCD remembers.
+MAX_REPLAY_MARKS = 64
 
 #: At most one warning per kind of malformed event in this many seconds.
 WARN_EVERY = 60.0
@@ -76,6 +83,7 @@ def telescope_topics(config: Config, kind: UrlKind) -> list[str]:
     topics += [t for t in config.get_list("topics", "extra_topics") if t not in topics]
     if kind is UrlKind.REPLAY:
         topics.append(HEARTBEAT_ENQUIRY)  # db_replay shakes hands on its own URL
+        topics.append(REPLAY_END)  # and compares counts at its end
     return topics
 
 
@@ -104,6 +112,10 @@ class MainLoop(Service):
         #: malformed (0: no limit); see :meth:`_time_is_plausible`.
         self.max_time_offset = config.get_float("dates", "max_time_offset")
         self.heartbeats = HeartbeatGaps(config.get_float("topics", "heartbeat_interval"))
+        #: ``replay.messages`` at each replay's handshake, by handshake id.
+        self._replay_marks: dict[str, int] = {}
+        #: The answer to each ``ocd.replay.end`` id (a repeated request gets it again).
+        self._replay_answers: dict[str, dict[str, Any]] = {}
 
     @property
     def reactor(self) -> Any:
@@ -190,6 +202,11 @@ class MainLoop(Service):
         counters.increment(_RECEIVED.get(kind, "received.unknown"))
         try:
             if kind in _TELESCOPE:
+                if kind is UrlKind.REPLAY and topic.startswith("ocd.replay"):
+                    self._handle_replay_control(event)
+                    return
+                if kind is UrlKind.REPLAY and topic != HEARTBEAT_ENQUIRY:
+                    counters.increment("replay.messages")  # what db_replay counts as sent
                 if topic == HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
                     self._answer_heartbeat(event)
                 elif topic.startswith("ocd."):
@@ -269,9 +286,11 @@ class MainLoop(Service):
                           "between {start} and {end} (TCS clock)", missed=s.missed, gaps=s.gaps,
                           start=_utc(s.start), end=_utc(s.end), ocd_event="heartbeat_gap_end")
 
-    def on_malformed(self, exc: MalformedEvent, url: str) -> None:
+    def on_malformed(self, exc: MalformedEvent, url: str, url_kind: UrlKind | None = None) -> None:
         """Count by kind; warn once per kind per :data:`WARN_EVERY` seconds."""
         self.counters.increment(f"malformed.{exc.kind}")
+        if url_kind is UrlKind.REPLAY:
+            self.counters.increment("replay.messages")
         self._warn(f"malformed.{exc.kind}", "malformed event ({kind}) on {url}: {message}",
                    kind=exc.kind, url=url, message=_short(str(exc)))
 
@@ -290,7 +309,62 @@ class MainLoop(Service):
         if not isinstance(ident, str):
             self._drop(event, "heartbeat enquiry without a string id")
             return
+        if event.url_kind is UrlKind.REPLAY and ident not in self._replay_marks:
+            # A replay starts counting at its handshake (enquiries included,
+            # so that the mark is taken at the first one, whatever got lost).
+            if len(self._replay_marks) >= MAX_REPLAY_MARKS:
+                self._replay_marks.pop(next(iter(self._replay_marks)))
+            self._replay_marks[ident] = self.counters.get("replay.messages")
         self.publish(HEARTBEAT_REPLY, {"id": ident})
+
+    def _handle_replay_control(self, event: Event) -> None:
+        """``ocd.replay.end``: compare what db_replay sent with what arrived here.
+
+        Only loss that can be known: the events of the topics OCD subscribes
+        to (``sent_by_topic`` filtered by those prefixes), against every
+        message that arrived on the replay URL since that replay's handshake
+        (valid, malformed or dropped alike). Both sides report the result.
+        """
+        if event.topic != REPLAY_END:
+            self._drop(event, "not a replay control topic")
+            return
+        ident, start, sent = event.get("id"), event.get("handshake_id"), event.get("sent")
+        by_topic = event.get("sent_by_topic")
+        if not (isinstance(ident, str) and isinstance(start, str) and type(sent) is int
+                and (by_topic is None or (isinstance(by_topic, dict) and all(
+                    type(n) is int for n in by_topic.values())))):
+            self._drop(event, "needs string 'id' and 'handshake_id', integer 'sent' and "
+                              "'sent_by_topic' {topic: integer}")
+            return
+        if ident in self._replay_answers:  # db_replay asked again: same answer, no new report
+            self.publish(REPLAY_COUNTED, self._replay_answers[ident])
+            return
+        mark = self._replay_marks.pop(start, None)
+        prefixes = telescope_topics(self.config, UrlKind.REPLAY)
+        if by_topic is None:
+            expected = sent
+        else:
+            expected = sum(n for topic, n in by_topic.items()
+                           if any(topic.startswith(p) for p in prefixes if p))
+        counted = None if mark is None else self.counters.get("replay.messages") - mark
+        lost = None if counted is None else max(expected - counted, 0)
+        if counted is None:
+            self.log.warn("replay ended: db_replay sent {sent} events; OCD did not see its "
+                          "handshake, so it cannot say how many arrived", sent=sent,
+                          ocd_event="replay_counted")
+        else:
+            if lost:
+                self.counters.increment("replay.lost", lost)
+            (self.log.warn if lost else self.log.info)(
+                "replay ended: db_replay sent {sent} events, {expected} of them on the topics "
+                "OCD subscribes to; OCD counted {counted}: {lost} lost", sent=sent,
+                expected=expected, counted=counted, lost=lost, ocd_event="replay_counted")
+        answer = {"id": ident, "sent": sent, "expected": expected, "counted": counted,
+                  "lost": lost}
+        if len(self._replay_answers) >= MAX_REPLAY_MARKS:
+            self._replay_answers.pop(next(iter(self._replay_answers)))
+        self._replay_answers[ident] = answer
+        self.publish(REPLAY_COUNTED, answer)
 
     def _handle_allow(self, event: Event) -> None:
         allow = event.get("allow")
@@ -473,7 +547,7 @@ class TelescopeSubscriber(Service):
         else:
             self.subscriber = self.bus.subscriber(
                 self.urls, self.kind, self.topics, self.main_loop.handle_event,
-                self.main_loop.on_malformed)
+                functools.partial(self.main_loop.on_malformed, url_kind=self.kind))
         Service.startService(self)
 
     def stopService(self) -> None:
