@@ -16,7 +16,7 @@ from pathlib import Path
 from twisted.internet.task import Clock
 
 from ocd.config import Config
-from ocd.programs import missing_detail, resolve_programs, standin_detail
+from ocd.services.programs import missing_detail, resolve_programs, standin_detail
 
 #: Programs of the telescope that OCD runs (shots.md section 3) or that
 #: write its inputs: no command of ours may carry one of these names.
@@ -82,7 +82,7 @@ def test_a_script_that_runs_a_stand_in_under_the_real_name_is_recognised(tmp_pat
 
 
 def test_main_loop_blocks_on_a_missing_program_until_it_appears(tmp_path, monkeypatch):
-    from ocd.orchestrator import Orchestrator
+    from ocd.services.orchestrator import Orchestrator
 
     monkeypatch.setenv("PATH", str(tmp_path))
     _executable(tmp_path, "hetdex-dither.py", "#!/bin/sh\n")
@@ -104,7 +104,7 @@ def test_main_loop_blocks_on_a_missing_program_until_it_appears(tmp_path, monkey
 
 
 def test_stand_ins_are_loud_in_every_decision(tmp_path):
-    from ocd.orchestrator import Orchestrator
+    from ocd.services.orchestrator import Orchestrator
 
     config = Config.load(None, [
         ("shots", "shot_file", str(tmp_path / "none.txt")),
