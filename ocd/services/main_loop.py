@@ -310,12 +310,12 @@ class MainLoop(Service):
             self._drop(event, "heartbeat enquiry without a string id")
             return
         if event.url_kind is UrlKind.REPLAY and ident not in self._replay_marks:
-            # A replay starts counting at its handshake (enquiries included,
-            # so that the mark is taken at the first one, whatever got lost).
+            # A replay starts counting at its handshake (the first enquiry of
+            # that id: it repeats until answered).
             if len(self._replay_marks) >= MAX_REPLAY_MARKS:
                 self._replay_marks.pop(next(iter(self._replay_marks)))
             self._replay_marks[ident] = self.counters.get("replay.messages")
-        self.publish(HEARTBEAT_REPLY, {"id": ident})
+        self.publish(HEARTBEAT_REPLY, {"id": ident, "shots_running": self.running_shots()})
 
     def _handle_replay_control(self, event: Event) -> None:
         """``ocd.replay.end``: compare what db_replay sent with what arrived here.
@@ -413,6 +413,10 @@ class MainLoop(Service):
             self.on_config_updated(section, option, value)
 
     # -- hooks the orchestrator extends ---------------------------------------
+    def running_shots(self) -> list[dict[str, Any]]:
+        """The shots running now, for the heartbeat reply (``run_shot -c`` asks)."""
+        return []
+
     def on_telescope_event(self, event: Event) -> None:
         """A valid TCS/replay event arrived (clock already advanced)."""
 
