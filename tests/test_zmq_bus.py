@@ -9,7 +9,7 @@ import pytest_twisted
 import zmq
 
 from bus_helpers import make_config, sleep, tcs_frames, wait_until
-from ocd.events import make_event
+from ocd.core.events import make_event
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     config = make_config(free_url)
     service = makeService(config, reactor)
@@ -134,7 +134,7 @@ def test_bus_classes_are_txzmq_subclasses():
 
 
 def test_failed_bind_and_connect_close_their_socket_and_name_the_url(free_url):
-    from ocd.events import UrlKind
+    from ocd.core.events import UrlKind
     from ocd.protocols.zmq import BindError, Bus
 
     bus = Bus()
@@ -174,7 +174,7 @@ def test_one_read_takes_at_most_a_batch_and_reschedules_on_the_given_reactor():
     (not txZMQ's global one) schedules the next, until all are in."""
     from twisted.internet import reactor
 
-    from ocd.events import UrlKind
+    from ocd.core.events import UrlKind
     from ocd.protocols.zmq import MAX_BATCH, Bus
 
     recording = RecordingReactor(reactor)
@@ -213,8 +213,8 @@ def test_one_read_takes_at_most_a_batch_and_reschedules_on_the_given_reactor():
 
 @pytest_twisted.inlineCallbacks
 def test_any_frame_count_but_two_is_malformed_and_txzmq_publish_sends_two():
-    from ocd.counters import Counters
-    from ocd.events import UrlKind
+    from ocd.core.counters import Counters
+    from ocd.core.events import UrlKind
     from ocd.protocols.zmq import Bus
 
     bus = Bus()
@@ -269,7 +269,7 @@ def test_a_full_publisher_counts_drops_by_channel_and_warns_once(free_url):
 
     from bus_helpers import make_config
     from ocd.protocols.zmq import Bus
-    from ocd.service import MainLoop
+    from ocd.services.main_loop import MainLoop
 
     bus = Bus()
     bus.open()

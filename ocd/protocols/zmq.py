@@ -3,7 +3,7 @@
 Wire contract (events.md, section 1): a message is exactly two frames,
 ``topic`` and a JSON object. Publishers bind, subscribers connect and filter
 by topic prefix. This module only moves frames: it turns received frames
-into :class:`ocd.events.Event` values (or :class:`MalformedEvent`, handed to
+into :class:`ocd.core.events.Event` values (or :class:`MalformedEvent`, handed to
 ``on_malformed`` and dropped) and hands them on; it decides nothing.
 
 The classes are txZMQ's (``ZmqFactory``, ``ZmqPubConnection``,
@@ -51,7 +51,7 @@ import zmq
 from twisted.logger import Logger
 from txzmq import ZmqEndpoint, ZmqEndpointType, ZmqFactory, ZmqPubConnection, ZmqSubConnection
 
-from ocd.events import Event, MalformedEvent, UrlKind, parse_frames, to_frames
+from ocd.core.events import Event, MalformedEvent, UrlKind, parse_frames, to_frames
 
 #: Milliseconds a closing publisher keeps trying to send what is queued (so a
 #: last FINISH or answer still leaves while OCD stops). Subscribers use 0.
