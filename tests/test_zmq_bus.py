@@ -63,7 +63,12 @@ def test_publish_sends_two_frames(free_url):
 
 @pytest_twisted.inlineCallbacks
 def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
-    """A 10 ms LoopingCall never waits more than 100 ms while 100k events arrive."""
+    """While 100k events arrive, no read takes more than a batch and the reactor
+    keeps running other work (a 10 ms LoopingCall ticks throughout).
+
+    The wall-clock gap is printed, not asserted: on a shared 2-core machine it
+    measures the load as much as the reader (``bench/`` is where times go).
+    """
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
@@ -73,6 +78,16 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
     service = makeService(config, reactor)
     service.startService()
     loop = service.getServiceNamed("main_loop")
+    subscriber = service.getServiceNamed("subscriber").subscriber
+    per_read = []
+    read = subscriber.doRead
+
+    def counted_read():
+        before = subscriber.received
+        read()
+        per_read.append(subscriber.received - before)
+
+    subscriber.doRead = counted_read  # the reactor and the rescheduled reads both call it
     url = config.get_urls("urls", "event_urls")[0]
     context = zmq.Context()
     pub = context.socket(zmq.PUB)
@@ -109,9 +124,13 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
         pub.close(linger=0)
         context.term()
         service.stopService()
-    print(f"100k burst: {len(gaps)} ticks, max gap {max(gaps) * 1000:.1f} ms")
+    from ocd.protocols.zmq import MAX_BATCH
+
+    print(f"100k burst: {len(per_read)} reads, {len(gaps)} ticks, "
+          f"max gap {max(gaps) * 1000:.1f} ms")
+    assert sum(per_read) >= total and max(per_read) <= MAX_BATCH
+    assert len(per_read) >= total // MAX_BATCH
     assert len(gaps) > 10
-    assert max(gaps) < 0.1, f"max gap {max(gaps) * 1000:.0f} ms"
 
 
 # -- the txZMQ subclasses: what OCD overrides ---------------------------------
