@@ -82,8 +82,10 @@ def request(**changes) -> ShotRequest:
 
 def make_runner(config, store=None):
     events: list[tuple[str, dict]] = []
+    from twisted.internet import reactor
+
     runner = ShotRunner(config, lambda topic, fields: events.append((topic, fields)),
-                        ProcessRunner(kill_grace=0.3), store=store)
+                        ProcessRunner(reactor, kill_grace=0.3), reactor, store=store)
     return runner, events
 
 

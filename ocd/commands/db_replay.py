@@ -153,8 +153,7 @@ def replay_urls(config: Config) -> list[str]:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.commands import warn_both_sources
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react, warn_both_sources
     from ocd.logs import start_logging
 
     if not args.speedup > 0:
@@ -170,4 +169,4 @@ def main(args: argparse.Namespace, config: Config) -> int:
         return EXIT_USAGE
     warn_both_sources(config, "db_replay")
     start_logging(config)
-    return run_on_reactor(lambda reactor: replay(config, db, urls, args, reactor))
+    return react(lambda reactor: replay(config, db, urls, args, reactor))

@@ -1,0 +1,110 @@
+"""OCD's vocabulary: every ``ocd.*`` topic, blocker, verdict and machine state, once.
+
+The names here are the wire contract of ``docs/spec/events.rst`` (topics) and
+``docs/spec/shots.rst`` (blockers and their order, verdicts, machines). They
+are ``StrEnum`` members: each *is* its string (it compares equal to it, goes
+into JSON and log lines as it), so a payload read off the wire can be
+compared with a member, while code names the member and never spells the
+string again. A typo is then an ``AttributeError`` at import, not a silent
+mismatch in the middle of a night.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Topic(enum.StrEnum):
+    """Every topic OCD itself publishes or listens to (events.md section 3)."""
+
+    #: A subcommand's handshake: the main loop answers with the same ``id``.
+    HEARTBEAT_ENQUIRY = "ocd.heartbeat.enquiry"
+    HEARTBEAT_REPLY = "ocd.heartbeat.reply"
+    #: ``ocd allow_hetdex start|stop`` asks; the main loop answers.
+    HETDEX_ALLOWED = "ocd.states.hetdex_allowed"
+    HETDEX_ALLOWED_CHANGED = "ocd.states.hetdex_allowed_changed"
+    #: ``ocd config send`` asks; the main loop answers.
+    CONFIG_UPDATE = "ocd.config.update"
+    CONFIG_UPDATED = "ocd.config.updated"
+    #: Every transition of a state machine, and each machine's state on every TCS heartbeat.
+    STATES_CHANGE = "ocd.states.change"
+    STATES_STATE = "ocd.states.state"
+    #: The verdict, on change and every ``[decision] report_interval``.
+    DECISION_MADE = "ocd.decision.made"
+    #: A shot and its steps: START (``exec_status`` 0) and FINISH (1) each.
+    RUN_SHOT_RUN = "ocd.run_shot.run"
+    RUN_SHOT_SETUP = "ocd.run_shot.setup_telescope"
+    RUN_SHOT_EXPOSURE = "ocd.run_shot.exp_hetdex"
+
+
+#: What every shot topic starts with (a SUB prefix, and the run-shot channel).
+RUN_SHOT_PREFIX = "ocd.run_shot."
+#: The TCS's own heartbeat: OCD publishes its machines' states on each one.
+TCS_HEARTBEAT = "tcs.receiver.heartbeat"
+
+
+class ExecStatus(enum.IntEnum):
+    """``exec_status`` of a shot event: a step starts, or it finished."""
+
+    START = 0
+    FINISH = 1
+
+
+class Verdict(enum.StrEnum):
+    """What ``decide`` says: start the picked shot, or wait (with blockers)."""
+
+    RUN = "run"
+    WAIT = "wait"
+
+
+class Blocker(enum.StrEnum):
+    """Why a shot may not start, in the order of the spec's table (shots.md 2)."""
+
+    NOT_ALLOWED = "not_allowed"
+    SHOT_RUNNING = "shot_running"
+    DAYLIGHT = "daylight"
+    TCS_SILENT = "tcs_silent"
+    SHUTTER_CLOSED = "shutter_closed"
+    WEATHER = "weather"
+    BAD_SEEING = "bad_seeing"
+    LOW_TRANSPARENCY = "low_transparency"
+    NO_TARGET = "no_target"
+    OBSNUM_UNAVAILABLE = "obsnum_unavailable"
+    FAILED_SHOT = "failed_shot"
+
+
+#: Blocker names in report order (a change in the set is a change in the tuple).
+BLOCKERS: tuple[Blocker, ...] = tuple(Blocker)
+
+
+class MachineName(enum.StrEnum):
+    """The state machines whose changes go out as ``ocd.states.change``."""
+
+    HETDEX_ALLOWED = "hetdex_allowed"
+    RUN_SHOT = "run_shot"
+
+
+class ArmingState(enum.StrEnum):
+    """``hetdex_allowed``: may OCD start survey shots?"""
+
+    NOT_ALLOWED = "not_allowed"
+    ALLOWED = "allowed"
+
+
+class ArmingTransition(enum.StrEnum):
+    ALLOW = "allow"  # ocd allow_hetdex start
+    DISALLOW = "disallow"  # ocd allow_hetdex stop
+    SELF_DISARM = "self_disarm"  # a shot failed or was lost
+
+
+class ShotState(enum.StrEnum):
+    """``run_shot``: is a shot running, by OCD or by hand?"""
+
+    IDLE = "idle"
+    RUNNING = "running"
+
+
+class ShotTransition(enum.StrEnum):
+    START = "start"
+    FINISH = "finish"
+    LOST = "lost"  # no FINISH within the exposure times plus shot_grace
