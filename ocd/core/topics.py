@@ -14,7 +14,15 @@ from __future__ import annotations
 import enum
 
 
-class Topic(enum.StrEnum):
+class WireName(enum.StrEnum):
+    """A name that is its wire value: its ``repr`` is the string's, so a log
+    line reads ``{'verdict': 'wait'}`` as before, not ``<Verdict.WAIT: 'wait'>``."""
+
+    def __repr__(self) -> str:
+        return repr(self._value_)
+
+
+class Topic(WireName):
     """Every topic OCD itself publishes or listens to (events.md section 3)."""
 
     #: A subcommand's handshake: the main loop answers with the same ``id``.
@@ -46,18 +54,21 @@ TCS_HEARTBEAT = "tcs.receiver.heartbeat"
 class ExecStatus(enum.IntEnum):
     """``exec_status`` of a shot event: a step starts, or it finished."""
 
+    def __repr__(self) -> str:
+        return repr(self._value_)
+
     START = 0
     FINISH = 1
 
 
-class Verdict(enum.StrEnum):
+class Verdict(WireName):
     """What ``decide`` says: start the picked shot, or wait (with blockers)."""
 
     RUN = "run"
     WAIT = "wait"
 
 
-class Blocker(enum.StrEnum):
+class Blocker(WireName):
     """Why a shot may not start, in the order of the spec's table (shots.md 2)."""
 
     NOT_ALLOWED = "not_allowed"
@@ -77,34 +88,34 @@ class Blocker(enum.StrEnum):
 BLOCKERS: tuple[Blocker, ...] = tuple(Blocker)
 
 
-class MachineName(enum.StrEnum):
+class MachineName(WireName):
     """The state machines whose changes go out as ``ocd.states.change``."""
 
     HETDEX_ALLOWED = "hetdex_allowed"
     RUN_SHOT = "run_shot"
 
 
-class ArmingState(enum.StrEnum):
+class ArmingState(WireName):
     """``hetdex_allowed``: may OCD start survey shots?"""
 
     NOT_ALLOWED = "not_allowed"
     ALLOWED = "allowed"
 
 
-class ArmingTransition(enum.StrEnum):
+class ArmingTransition(WireName):
     ALLOW = "allow"  # ocd allow_hetdex start
     DISALLOW = "disallow"  # ocd allow_hetdex stop
     SELF_DISARM = "self_disarm"  # a shot failed or was lost
 
 
-class ShotState(enum.StrEnum):
+class ShotState(WireName):
     """``run_shot``: is a shot running, by OCD or by hand?"""
 
     IDLE = "idle"
     RUNNING = "running"
 
 
-class ShotTransition(enum.StrEnum):
+class ShotTransition(WireName):
     START = "start"
     FINISH = "finish"
     LOST = "lost"  # no FINISH within the exposure times plus shot_grace
