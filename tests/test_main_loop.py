@@ -14,9 +14,9 @@ from ocd.core.events import UrlKind
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def ocd(free_url):
-    """``ocd run``'s service tree, started on the test reactor."""
+@pytest_twisted.async_yield_fixture
+async def ocd(free_url):
+    """``ocd run``'s service tree, started on the test reactor (and stopped: awaited)."""
     from twisted.internet import reactor
 
     from ocd.app import makeService
@@ -25,7 +25,7 @@ def ocd(free_url):
     service = makeService(config, reactor)
     service.startService()
     yield service, config
-    service.stopService()
+    await service.stopService()
 
 
 @pytest.fixture
@@ -288,4 +288,4 @@ def test_replay_url_answers_heartbeats_and_advances_the_clock(free_url):
     finally:
         client.close()
         bus.close()
-        service.stopService()
+        yield service.stopService()

@@ -10,6 +10,7 @@ import time
 import pytest
 import pytest_twisted
 
+from bus_helpers import wait_until
 from ocd.protocols.process import ProcessFailed, ProcessRunner, run_process
 
 pytestmark = pytest.mark.integration
@@ -43,8 +44,23 @@ def _alive(pid: int) -> bool:
 
 @pytest_twisted.inlineCallbacks
 def test_success_reports_exit_code_and_own_process_group():
+    from twisted.logger import formatEvent, globalLogPublisher
+
     code = "import os; print(os.getpgrp() == os.getpid()); print('done')"
-    result = yield run([PY, "-c", code], name="hello", timeout=10)
+    logged: list[str] = []
+
+    def observer(event):
+        logged.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        result = yield run([PY, "-c", code], name="hello", timeout=10)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    # what the child printed is logged line by line, and says it leads its group
+    out = [line.split(" stdout: ", 1)[1] for line in logged
+           if line.startswith("hello[") and " stdout: " in line]
+    assert out == ["True", "done"]
     assert result.exit_code == 0
     assert result.signal is None
     assert not result.timed_out
@@ -109,11 +125,7 @@ def test_grandchild_holding_the_pipes_is_killed_with_the_group(tmp_path):
     assert result.exit_code == 0
     assert time.monotonic() - start < 3
     grandchild = int(pidfile.read_text())
-    for _ in range(50):
-        if not _alive(grandchild):
-            break
-        time.sleep(0.02)
-    assert not _alive(grandchild)
+    assert (yield wait_until(lambda: not _alive(grandchild), 2.0, 0.02))
 
 
 @pytest_twisted.inlineCallbacks
@@ -123,11 +135,7 @@ def test_timeout_kills_grandchildren_too(tmp_path):
     with pytest.raises(ProcessFailed):
         yield run(["sh", "-c", script], name="waiter", timeout=0.3, kill_grace=0.5)
     grandchild = int(pidfile.read_text())
-    for _ in range(50):
-        if not _alive(grandchild):
-            break
-        time.sleep(0.02)
-    assert not _alive(grandchild)
+    assert (yield wait_until(lambda: not _alive(grandchild), 2.0, 0.02))
 
 
 @pytest_twisted.inlineCallbacks

@@ -112,6 +112,6 @@ def test_burst_of_100k_events_is_read_over_many_reactor_turns(free_url):
             ticker.stop()
         pub.close(linger=0)
         context.term()
-        service.stopService()
+        yield service.stopService()
     print(f"100k burst: {len(gaps)} ticks, max gap {max(gaps) * 1000:.1f} ms")
     assert len(gaps) > 10  # the reads are bounded: the reactor turned all along

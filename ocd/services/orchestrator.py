@@ -69,7 +69,7 @@ class Orchestrator(MainLoop):
     log = Logger(namespace="ocd.orchestrator")
 
     def __init__(self, config: Config, reactor: IReactorTime, counters: Any = None,
-                 obsnum: ObsnumPool | None = None):
+                 obsnum: ObsnumPool | None = None, processes: ProcessRunner | None = None):
         super().__init__(config, reactor, counters)
         self.obsnum = obsnum
         self.telescope = TelescopeState()
@@ -80,7 +80,8 @@ class Orchestrator(MainLoop):
         self.last_decision: Decision | None = None
         self.store: ShotStore | None = None
         self.runner: ShotRunner | None = None
-        self.processes: ProcessRunner | None = None
+        #: The one child-process runner (given by tests: a scripted fake).
+        self.processes: ProcessRunner | None = processes
         self.own_shot: ShotRequest | None = None
         self.shots = ShotTracker()
         self._own_keys: set[tuple[Any, Any]] = set()
@@ -93,8 +94,9 @@ class Orchestrator(MainLoop):
 
     # -- lifecycle ----------------------------------------------------------
     def startService(self) -> None:
-        self.processes = ProcessRunner(self.reactor,
-                                       self.config.get_float("run_shot", "kill_grace"))
+        if self.processes is None:
+            self.processes = ProcessRunner(self.reactor,
+                                           self.config.get_float("run_shot", "kill_grace"))
         state_db = self.config.get_path("shots", "state_db")
         if state_db is not None:
             state_db.parent.mkdir(parents=True, exist_ok=True)
