@@ -23,6 +23,9 @@ from ocd.core.shots import TRACK_NAMES, Shot
 from ocd.core.state import TelescopeState
 from ocd.core.topics import BLOCKERS, Blocker, Verdict
 
+#: Not a blocker: the loud note in ``details`` when a shot would run through
+#: OCD's own stand-ins (ocd.services.programs).
+STAND_INS = "stand_ins"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ class DecisionInputs:
     shot_running: bool = False
     failed_shot: bool = False
     obsnum_ok: bool = True
+    #: Why the observation-number database cannot be used (its own message).
+    obsnum_error: str | None = None
+    #: Which configured program cannot be found (blocker programs_missing).
+    programs_missing: str | None = None
+    #: Which configured programs are OCD's stand-ins (said in every decision).
+    stand_ins: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class Decision:
     verdict: Verdict
     shot: Shot | None  # the scheduler's pick, also when waiting
     blockers: tuple[Blocker, ...]  # in BLOCKERS order; empty when run
+    #: One line per blocker, plus ``stand_ins`` when a stand-in is configured.
     details: Mapping[str, str] = field(default_factory=dict, compare=False)
     track: int | None = None  # 0 EAST, 1 WEST (with shot)
     track_end: float | None = None  # when the pick leaves its track, epoch s
@@ -117,7 +127,8 @@ class Decision:
             "shotid": None if self.shot is None else self.shot.shotid,
             "track": self.track,
             "blockers": list(self.blockers),
-            "details": {name: self.details[name] for name in self.blockers if name in self.details},
+            "details": {name: self.details[name] for name in (*self.blockers, STAND_INS)
+                        if name in self.details},
             "now": float(now),
         }
 
@@ -204,16 +215,20 @@ def decide(
             else f"none of {left} shot(s) left is in the band for {duration / 60:.0f} min"
         )
     if not inputs.obsnum_ok:
-        found[Blocker.OBSNUM_UNAVAILABLE] = "the observation-number database could not be reached"
+        found[Blocker.OBSNUM_UNAVAILABLE] = (
+            inputs.obsnum_error or "the observation-number database could not be reached")
     if inputs.failed_shot:
         found[Blocker.FAILED_SHOT] = "the last shot failed or was lost; waiting for a person"
+    if inputs.programs_missing:
+        found[Blocker.PROGRAMS_MISSING] = inputs.programs_missing
 
     blockers = tuple(name for name in BLOCKERS if name in found)
     return Decision(
         verdict=Verdict.WAIT if blockers else Verdict.RUN,
         shot=None if pick is None else pick.shot,
         blockers=blockers,
-        details={name: found[name] for name in blockers},
+        details={**{name: found[name] for name in blockers},
+                 **({STAND_INS: inputs.stand_ins} if inputs.stand_ins else {})},
         track=None if pick is None else pick.track,
         track_end=None if pick is None else pick.track_end,
     )

@@ -82,6 +82,7 @@ class Blocker(WireName):
     NO_TARGET = "no_target"
     OBSNUM_UNAVAILABLE = "obsnum_unavailable"
     FAILED_SHOT = "failed_shot"
+    PROGRAMS_MISSING = "programs_missing"
 
 
 #: Blocker names in report order (a change in the set is a change in the tuple).
