@@ -27,6 +27,7 @@ from twisted.internet import defer
 
 from ocd.core.events import Event, MalformedEvent, UrlKind, parse_frames, to_frames
 from ocd.protocols.process import ProcessFailed, ProcessResult, _failure_message
+from ocd.protocols.zmq import SNDHWM
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -211,7 +212,9 @@ class MemoryBus:
         self._closables = []
         self._open = False
 
-    def publisher(self, urls: Sequence[str]) -> "MemoryPublisher":
+    def publisher(
+        self, urls: Sequence[str], channel: str = "", high_water_mark: int = SNDHWM
+    ) -> "MemoryPublisher":
         from ocd.protocols.zmq import BindError
 
         if not self._open:
@@ -219,7 +222,7 @@ class MemoryBus:
         for url in urls:
             if url in self.network.publishers:
                 raise BindError(f"cannot bind {url}: address already in use")
-        publisher = MemoryPublisher(self.network, urls)
+        publisher = MemoryPublisher(self.network, urls, channel)
         for url in urls:
             self.network.publishers[url] = publisher
         self._closables.append(publisher)
@@ -242,21 +245,26 @@ class MemoryBus:
 
 
 class MemoryPublisher:
-    def __init__(self, network: MemoryNetwork, urls: Sequence[str]) -> None:
+    def __init__(self, network: MemoryNetwork, urls: Sequence[str], channel: str = "") -> None:
         self._network: MemoryNetwork | None = network
         self.urls = list(urls)
+        self.channel = channel
         self.sent = 0
         self.dropped = 0
 
-    def publish(self, event: Event) -> None:
-        self.publish_raw(to_frames(event))
+    def publish(self, message: Event | bytes, tag: bytes = b"") -> bool:
+        if isinstance(message, Event):
+            return self.publish_raw(to_frames(message))
+        return self.publish_raw([tag, message])
 
-    def publish_raw(self, frames: list[bytes]) -> None:
+    def publish_raw(self, frames: list[bytes]) -> bool:
+        """Deliver to every subscriber of our URLs; never full (True)."""
         if self._network is None:
             raise RuntimeError(f"publisher on {self.urls} is closed")
         self.sent += 1
         for url in self.urls:
             self._network.deliver(url, frames)
+        return True
 
     def close(self) -> None:
         if self._network is not None:
@@ -280,7 +288,8 @@ class MemorySubscriber:
         for topic in topics:
             self.subscribe(topic)
 
-    def subscribe(self, topic: str) -> None:
+    def subscribe(self, tag: str | bytes) -> None:
+        topic = tag.decode("utf-8") if isinstance(tag, bytes) else tag
         if topic not in self.topics:
             self.topics.append(topic)
 

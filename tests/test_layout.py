@@ -18,9 +18,6 @@ ROOT = Path(ocd.__file__).parent
 #: installed its choice by the time ocd.tap.makeService runs). ``task.react``
 #: resolves it for the ``ocd`` commands.
 REACTOR_RESOLVED_IN = {"ocd.tap"}
-#: The bus still falls back to the global reactor until it moves onto txZMQ
-#: (issue 10 section 1, another branch); remove it from here then.
-REACTOR_FALLBACK_PENDING = {"ocd.protocols.zmq"}
 
 
 def module_name(path: Path) -> str:
@@ -104,4 +101,4 @@ def test_the_global_reactor_is_resolved_only_where_a_program_starts():
             elif isinstance(node, ast.Import) and any(
                     a.name == "twisted.internet.reactor" for a in node.names):
                 importers.add(name)
-    assert importers <= REACTOR_RESOLVED_IN | REACTOR_FALLBACK_PENDING, importers
+    assert importers <= REACTOR_RESOLVED_IN, importers

@@ -43,6 +43,10 @@ class Topic(WireName):
     RUN_SHOT_RUN = "ocd.run_shot.run"
     RUN_SHOT_SETUP = "ocd.run_shot.setup_telescope"
     RUN_SHOT_EXPOSURE = "ocd.run_shot.exp_hetdex"
+    #: ``ocd db_replay`` -> main loop at the end of a replay, on the replay URL;
+    #: the main loop answers with what it counted of that replay.
+    REPLAY_END = "ocd.replay.end"
+    REPLAY_COUNTED = "ocd.replay.counted"
 
 
 #: What every shot topic starts with (a SUB prefix, and the run-shot channel).
