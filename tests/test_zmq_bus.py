@@ -300,7 +300,7 @@ def test_a_full_publisher_counts_drops_by_channel_and_warns_once(free_url):
     publisher = bus.publisher(["tcp://127.0.0.1:*"], channel="main_loop", high_water_mark=1)
     publisher.socket.setsockopt(zmq.SNDBUF, 4096)
     stuck.connect(publisher.socket.getsockopt(zmq.LAST_ENDPOINT).decode())
-    loop = MainLoop(make_config(free_url))
+    loop = MainLoop(make_config(free_url), bus.reactor)
     loop.publishers["main_loop"] = publisher
     warnings = []
 
