@@ -36,6 +36,9 @@ sys.path.insert(0, str(REPO))
 import zmq  # noqa: E402
 
 TOPIC = "tcs.root.ra_dec"
+#: The events' __data_time: ten minutes ago (a TCS time far from the machine's
+#: clock is refused as malformed, [dates] max_time_offset).
+BASE_TIME = float(int(time.time())) - 600.0
 PRIMER = "tcs.root.primer"
 
 
@@ -48,7 +51,7 @@ def free_url() -> str:
 def frames(index: int, topic: str = TOPIC, size: int = 200) -> list[bytes]:
     system, source, key = topic.split(".", 2)
     payload = {"__system": system, "__source": source, "__key": key,
-               "__data_time": 1526371200.0 + index * 1e-3, "__wire_time": 1526371200.0,
+               "__data_time": BASE_TIME + index * 1e-3, "__wire_time": BASE_TIME,
                "__data": False, "ra": 12.5, "dec": 51.2, "az": 180.0, "dir": "EAST",
                "tracking": True, "pad": ""}
     text = json.dumps(payload, separators=(",", ":"))
