@@ -129,9 +129,7 @@ def ocd_rate(reactor, count: int):
     config = Config.load(None, overrides=[
         ("urls", "event_urls", url), ("urls", "ocd_main_loop", free_url()),
         ("urls", "ocd_allow_hetdex", free_url()), ("urls", "ocd_config", free_url()),
-        ("urls", "ocd_run_shot", free_url()), ("topics", "extra_topics", PRIMER),
-        # the burst carries a night of 2018 on a TCS URL: no check against today's clock
-        ("dates", "max_time_offset", "0")])
+        ("urls", "ocd_run_shot", free_url()), ("topics", "extra_topics", PRIMER)])
     child, go, sent = start_publisher(url, count)
     service = makeService(config, reactor)
     service.startService()
