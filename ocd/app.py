@@ -28,18 +28,20 @@ from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
 
 
-def makeService(config: Config, reactor: Any = None) -> MultiService:
+def makeService(config: Config, reactor: Any = None, daemon: bool = False) -> MultiService:
     """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
 
     Children start in this order and stop in the reverse one: the main loop
     (ending a running shot) stops before the subscriber, the observation
     number pool and the control channels whose sockets carry its FINISH.
+    ``daemon`` (``ocd run``, ``twistd ocd``): log the banner at start and
+    stop on signals as events.md 3.6 says (:mod:`ocd.services.signals`).
     """
     bus = Bus(reactor)
     obsnum = ObsnumPool(config, reactor)
     obsnum.setName("obsnum")
     main_loop = Orchestrator(config, reactor, obsnum=obsnum)
-    root = OcdService(bus, main_loop)
+    root = OcdService(bus, main_loop, daemon=daemon)
     ControlChannels(config, bus, main_loop).setServiceParent(root)
     obsnum.setServiceParent(root)
     TelescopeSubscriber(config, bus, main_loop).setServiceParent(root)

@@ -27,7 +27,7 @@ from ocd.core.clock import OcdClock
 from ocd.core.counters import Counters
 from ocd.core.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
 from ocd.core.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
-from ocd.protocols.zmq import Bus, EventPublisher
+from ocd.protocols.zmq import BindError, Bus, EventPublisher
 
 HETDEX_ALLOWED_REQUEST = "ocd.states.hetdex_allowed"
 HETDEX_ALLOWED_ANSWER = "ocd.states.hetdex_allowed_changed"
@@ -368,18 +368,57 @@ class TelescopeSubscriber(Service):
             self.subscriber = None
 
 
+class StartFailed(SystemExit):
+    """OCD cannot start (a URL cannot be bound, a bad option): exit status 2.
+
+    A ``SystemExit`` so that ``twistd`` ends with the status and no
+    traceback; the reason has been logged as one line.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+
 class OcdService(MultiService):
     """The root: opens the bus before its children start, closes it after."""
 
     log = Logger(namespace="ocd.service")
 
-    def __init__(self, bus: Bus, main_loop: MainLoop):
+    def __init__(self, bus: Bus, main_loop: MainLoop, daemon: bool = False):
         super().__init__()
         self.setName("ocd")
         self.bus = bus
         self.main_loop = main_loop
+        #: ``ocd run`` and ``twistd ocd``: say the banner, handle the signals.
+        self.daemon = daemon
+        #: twistd only: the log observer that honours [general] log_level and
+        #: json_log, given to the application (see :meth:`setServiceParent`).
+        self.log_observer: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        """Under twistd the parent is the application: hand it our log observer.
+
+        ``twistd`` asks the application for an ``ILogObserver`` before it
+        starts logging (Twisted's documented hook), so ``[general] log_level``
+        and ``json_log`` apply to ``twistd ocd`` as to ``ocd run``.
+        """
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
 
     def startService(self) -> None:
+        if self.daemon:
+            from ocd.services.banner import log_banner
+            from ocd.services.signals import StopOnSignals
+
+            log_banner(self.main_loop.config)
+            reactor = self.main_loop.reactor
+            stopper = StopOnSignals(reactor, self.main_loop)
+            stopper.install()  # a signal during start-up is not a silent death either
+            reactor.callWhenRunning(stopper.install)  # again, after Twisted's own
         self.bus.open()
         Service.startService(self)
         started = []
@@ -387,11 +426,15 @@ class OcdService(MultiService):
             for child in self:
                 child.startService()
                 started.append(child)
-        except Exception:
+        except Exception as exc:
             for child in reversed(started):
                 child.stopService()
             self.running = 0
             self.bus.close()
+            if self.daemon and isinstance(exc, (BindError, ConfigError)):
+                # One line, no traceback, exit 2 (events.md 3.6), also under twistd.
+                self.log.critical("OCD cannot start: {error}", error=str(exc))
+                raise StartFailed(str(exc)) from None
             raise
 
     @inlineCallbacks
