@@ -358,6 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"ocd {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        # A file or folder a person named that cannot be used: say which, no traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"ocd {args.command}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper
