@@ -78,7 +78,7 @@ def with_config(config: Config, base: ILogObserver) -> ILogObserver:
     path = config.get_path("general", "json_log")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        observers.append(jsonFileLogObserver(io.open(path, "a", encoding="utf-8")))
+        observers.append(JsonLogFile(path))  # never raises on a full disk (ocd.json_log)
     return _FanOut(observers)
 
 
