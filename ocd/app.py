@@ -16,10 +16,12 @@ does not survive a fork, so sockets and pools open in ``startService``.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IReactorCore
 
 from ocd.config import Config
 from ocd.protocols.zmq import Bus
@@ -28,8 +30,35 @@ from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
 
 
-def makeService(config: Config, reactor: Any = None, daemon: bool = False) -> MultiService:
+def use_monotonic_clock(reactor: Any, monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Make the reactor's clock monotonic (``ocd run``, ``twistd ocd``).
+
+    Twisted's reactor measures ``callLater`` delays on ``time.time()``: a step
+    of the machine's clock (NTP, an operator's ``date``) moves every pending
+    timer and every measured silence, and a step back hides a dead TCS for
+    the length of the step (twisted/twisted#2424). OCD measures silences,
+    timeouts and deadlines on the reactor's clock and reads the wall clock
+    separately (``MainLoop.wall_time``, ``time.time`` in the daemons), so
+    the daemons switch the reactor to ``time.monotonic`` before anything is
+    scheduled; a call already pending keeps its remaining delay.
+    """
+    if reactor.seconds is monotonic:
+        return
+    before = reactor.seconds()
+    pending = list(reactor.getDelayedCalls())
+    reactor.seconds = monotonic
+    for call in pending:
+        remaining = max(call.getTime() - before, 0.0)
+        call.seconds = monotonic
+        call.reset(remaining)
+
+
+def makeService(config: Config, reactor: IReactorCore, daemon: bool = False) -> MultiService:
     """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
+
+    ``reactor`` is the one the program runs (resolved where it starts:
+    ``task.react`` for ``ocd run``, twistd's for ``twistd ocd``); every service
+    gets it from here, none imports the global one.
 
     Children start in this order and stop in the reverse one: the main loop
     (ending a running shot) stops before the subscriber, the observation
@@ -40,7 +69,10 @@ def makeService(config: Config, reactor: Any = None, daemon: bool = False) -> Mu
     bus = Bus(reactor)
     obsnum = ObsnumPool(config, reactor)
     obsnum.setName("obsnum")
-    main_loop = Orchestrator(config, reactor, obsnum=obsnum)
+    # The daemons' reactor clock is monotonic: OCD's time and stamps come from
+    # the wall clock. Elsewhere (tests, simulate_night) the reactor's clock is both.
+    main_loop = Orchestrator(config, reactor, obsnum=obsnum,
+                             wall=time.time if daemon else None)
     root = OcdService(bus, main_loop, daemon=daemon)
     ControlChannels(config, bus, main_loop).setServiceParent(root)
     obsnum.setServiceParent(root)
@@ -49,7 +81,6 @@ def makeService(config: Config, reactor: Any = None, daemon: bool = False) -> Mu
     interval = max(config.get_float("decision", "decide_interval"), 0.1)
     timer = TimerService(interval, main_loop.tick)
     timer.setName("timer")
-    if reactor is not None:
-        timer.clock = reactor
+    timer.clock = reactor
     timer.setServiceParent(root)
     return root

@@ -123,13 +123,17 @@ def probe_binds(config: Any) -> None:
 
 def makeService(options: Options):
     """The service tree of ``ocd run``; a bad configuration stops twistd with why."""
+    from twisted.internet import reactor  # twistd has installed its choice by now
+
     from ocd.app import makeService as build
+    from ocd.app import use_monotonic_clock
     from ocd.config import ConfigError
     from ocd.protocols.zmq import BindError
 
     try:
         config = load_config(options)
-        service = build(config, daemon=True)
+        use_monotonic_clock(reactor)  # before anything is scheduled
+        service = build(config, reactor, daemon=True)
         probe_binds(config)
         service.log_observer = _log_observer(options, config)
     except (ConfigError, BindError) as exc:

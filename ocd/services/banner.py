@@ -61,7 +61,7 @@ def banner_lines(config: Config) -> list[str]:
         for url in config.get_urls("urls", option):
             lines.append(f"connect {url} ({option}: {role})")
     try:
-        lines.append(f"observation numbers: {ObsnumPool(config).where()}")
+        lines.append(f"observation numbers: {ObsnumPool(config, None).where()}")
     except ConfigError as exc:
         lines.append(f"observation numbers: configuration error: {exc}")
     lines.append("shot file: " + _path(config.get_path("shots", "shot_file"),
