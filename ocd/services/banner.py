@@ -36,7 +36,6 @@ def _path(path: Path | None, missing: str) -> str:
 def banner_lines(config: Config) -> list[str]:
     """The banner, one line per fact (see the module doc)."""
     from ocd.core.clock import OcdClock
-    from ocd.services.main_loop import telescope_source
     from ocd.services.obsnum import ObsnumPool
     from ocd.services.programs import resolve_programs
 
@@ -50,11 +49,12 @@ def banner_lines(config: Config) -> list[str]:
         config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop")))
     lines.append("bind    {} (ocd_run_shot: OCD's own shot events)".format(
         config.get_url_at("ocd_run_shot", "run", "n_ocd_run_shot")))
-    kind, urls = telescope_source(config)
-    role = "telescope events (TCS)" if kind.value == "tcs" else "a replayed night (ocd db_replay)"
-    for url in urls or ["(none: OCD hears no telescope)"]:
-        lines.append(f"connect {url} ({'event_urls' if kind.value == 'tcs' else 'ocd_db_replay'}: "
-                     f"{role})")
+    # (main_loop.telescope_source has refused both at once before this runs)
+    replay = config.get_urls("urls", "ocd_db_replay")
+    option, role = (("ocd_db_replay", "a replayed night (ocd db_replay)") if replay
+                    else ("event_urls", "telescope events (TCS)"))
+    for url in config.get_urls("urls", option) or ["(none: OCD hears no telescope)"]:
+        lines.append(f"connect {url} ({option}: {role})")
     for option, role in (("ocd_allow_hetdex", "arming requests"),
                          ("ocd_config", "live configuration updates"),
                          ("ocd_run_shot", "shot events of every runner")):
