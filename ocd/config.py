@@ -497,7 +497,17 @@ _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("scheduler", "half_width"): _POS_FLOAT,
     ("scheduler", "overhead"): _POS_FLOAT,
     ("dates", "clock"): _choice("tcs", "system"),
+    ("status", "endpoint"): lambda c, s, o: _status_endpoint(c.get_str(s, o)),
 }
+
+
+def _status_endpoint(value: str) -> str:
+    """``[status] endpoint``: empty, or a Twisted server endpoint string."""
+    if value.strip():
+        from ocd.services.status import check_endpoint
+
+        check_endpoint(value.strip())
+    return value
 
 
 def register_type(section: str, option: str, check: Callable[[Config, str, str], Any]) -> None:

@@ -10,7 +10,8 @@ closed in ``stopService``.
      │                              allow_hetdex, config and run_shot URLs
      ├─ TelescopeSubscriber "subscriber"   event_urls (TCS) or ocd_db_replay
      ├─ MainLoop "main_loop"        handles every event, publishes answers
-     └─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+     ├─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+     └─ status (web)  "status"      /, /status, /healthz, /metrics on [status] endpoint
 """
 
 from __future__ import annotations
@@ -419,6 +420,7 @@ def makeService(config: Config, reactor: Any = None) -> MultiService:
     """
     from ocd.obsnum import ObsnumPool
     from ocd.orchestrator import Orchestrator
+    from ocd.services.status import status_service
 
     bus = Bus(reactor)
     obsnum = ObsnumPool(config, reactor)
@@ -435,4 +437,7 @@ def makeService(config: Config, reactor: Any = None) -> MultiService:
     if reactor is not None:
         timer.clock = reactor
     timer.setServiceParent(root)
+    status = status_service(config, main_loop, reactor)
+    if status is not None:
+        status.setServiceParent(root)
     return root

@@ -10,7 +10,7 @@ import importlib
 from typing import Any, Callable
 
 #: Modules of subcommands beyond the user's page, in the order of ``ocd -h``.
-EXTRA_MODULES = ("sample_night", "simulate_night")
+EXTRA_MODULES = ("sample_night", "simulate_night", "status")
 
 
 def extra_subcommands() -> list[Callable[..., Any]]:

@@ -1,0 +1,1 @@
+"""The pure core of OCD: values and functions, no reactor, sockets or databases."""
