@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from ocd.shots import TRACK_NAMES
+
+#: Track numbers of the shot list (0 EAST, 1 WEST); not imported from
+#: ``ocd.shots``, which also holds the SQLite shot store.
+TRACK_NAMES: Mapping[int, str] = {0: "EAST", 1: "WEST"}
 
 #: What each blocker means, in words for a person across the room.
 BLOCKER_WORDS: Mapping[str, str] = {
@@ -128,7 +131,7 @@ def _next(pick: NextShot | None, now: float) -> dict[str, Any] | None:
         "track": TRACK_NAMES.get(pick.track, str(pick.track)),
         "opens": iso(pick.opens),
         "closes": iso(pick.closes),
-        "open_now": pick.opens <= now,
+        "open_now": bool(pick.opens <= now),
         "opens_in": round(max(pick.opens - now, 0.0), 3),
     }
 
@@ -190,9 +193,9 @@ class BlockedTime:
 
     def totals_at(self, t: float) -> dict[str, float]:
         totals = dict(self.totals)
-        if self.since is not None and t > self.since:
-            for name in self.blockers:
-                totals[name] = totals.get(name, 0.0) + (t - self.since)
+        if self.since is not None:
+            for name in self.blockers:  # a blocker seen once stays, even at 0 s
+                totals[name] = totals.get(name, 0.0) + max(t - self.since, 0.0)
         return totals
 
     def after(self, blockers: Iterable[str], t: float) -> "BlockedTime":
@@ -210,7 +213,7 @@ def next_shot(scheduler: Any, pick: Any, pick_track: int | None, pick_end: float
     its own). Uses the scheduler's cached sky; pure like ``decide``.
     """
     if pick is not None and pick_track is not None and pick_end is not None:
-        return NextShot(pick.shotid, pick_track, now, pick_end)
+        return NextShot(pick.shotid, int(pick_track), now, float(pick_end))
     best: tuple[float, float, int, NextShot] | None = None
     for order, shot in enumerate(getattr(scheduler, "shots", ())):
         if shot.n_obs <= 0:
@@ -219,8 +222,7 @@ def next_shot(scheduler: Any, pick: Any, pick_track: int | None, pick_end: float
             span = scheduler.window(shot.shotid, track, now)
             if span is None:
                 continue
-            opens, closes = span
-            opens = max(opens, now)
+            opens, closes = max(float(span[0]), now), float(span[1])
             if closes - opens < duration:
                 continue  # this pass is too short from now: the next one is a day away
             key = (opens, float(shot.priority), order)

@@ -141,7 +141,8 @@ class StatusProvider:
             return None
         pick = None if decision is None else decision.shot
         if pick is not None and decision.track is not None and decision.track_end is not None:
-            return NextShot(pick.shotid, decision.track, self.loop.now(), decision.track_end)
+            return NextShot(pick.shotid, int(decision.track), self.loop.now(),
+                            float(decision.track_end))
         cached = self._next
         if cached is not None and cached[0] is scheduler and monotonic - cached[1] < NEXT_CACHE:
             return cached[2]
