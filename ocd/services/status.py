@@ -26,6 +26,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
+from twisted.web.server import Site
 
 from ocd import __version__
 from ocd.config import Config, ConfigError
@@ -46,6 +47,8 @@ DECISION_MADE = "ocd.decision.made"
 RESERVATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: The next-shot search walks the shot list: reuse its answer this long (reactor s).
 NEXT_CACHE = 30.0
+
+log = Logger(namespace="ocd.status")
 
 
 class StatusProvider:
@@ -149,7 +152,7 @@ class StatusProvider:
         try:
             found = next_shot(scheduler, None, None, None, self.loop.now(), settings.duration)
         except Exception:
-            Logger(namespace="ocd.status").failure("finding the next shot failed")
+            log.failure("finding the next shot failed")
             found = None
         self._next = (scheduler, monotonic, found)
         return found
@@ -234,8 +237,6 @@ class _LoggedEndpointService(StreamServerEndpointService):
     reactor then running, so building the tree imports no reactor.
     """
 
-    log = Logger(namespace="ocd.status")
-
     def __init__(self, description: str, factory: Any, provider: StatusProvider,
                  reactor: Any = None):
         super().__init__(None, factory)
@@ -261,19 +262,27 @@ class _LoggedEndpointService(StreamServerEndpointService):
 
         def listening(port: Any) -> Any:
             self.port = port
-            self.log.info("status page on {where} ([status] endpoint {endpoint})",
+            log.info("status page on {where} ([status] endpoint {endpoint})",
                           where=_where(port), endpoint=self.description)
             return port
 
         def failed(failure: Any) -> None:
             if failure.check(CancelledError):
                 return None
-            self.log.error("the status service cannot listen on [status] endpoint "
+            log.error("the status service cannot listen on [status] endpoint "
                            "{endpoint}: {error}; OCD goes on without it",
                            endpoint=self.description, error=failure.getErrorMessage())
             return None
 
         self._waitingForPort.addCallbacks(listening, failed)
+
+
+class _QuietSite(Site):
+    """A Site whose access log goes to debug: the page polls every 2 s."""
+
+    def log(self, request: Any) -> None:
+        log.debug("{method} {uri} {code}", method=request.method.decode("ascii", "replace"),
+                  uri=request.uri.decode("ascii", "replace"), code=request.code)
 
 
 def _where(port: Any) -> str:
@@ -303,8 +312,6 @@ def status_service(config: Config, main_loop: Any, reactor: Any = None,
     forks). ``reactor`` is the one that listens (the global one when None);
     the provider reads the main loop's own clock.
     """
-    from twisted.web.server import Site
-
     from ocd.protocols.status_web import status_resource
 
     description = config.get_str("status", "endpoint").strip()
@@ -312,7 +319,7 @@ def status_service(config: Config, main_loop: Any, reactor: Any = None,
         return None
     check_endpoint(description)
     provider = provider if provider is not None else StatusProvider(main_loop)
-    site = Site(status_resource(provider))
+    site = _QuietSite(status_resource(provider))
     site.noisy = False
     service = _LoggedEndpointService(description, site, provider, reactor)
     service.setName("status")
