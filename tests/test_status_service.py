@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
 from ocd.config import Config, ConfigError
-from ocd.events import MalformedEvent, UrlKind, event_from_payload, make_payload
-from ocd.orchestrator import Orchestrator
+from ocd.core.events import MalformedEvent, UrlKind, event_from_payload, make_payload
+from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import StatusProvider, status_service
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+from ocd.core.shots import TRACK_NAMES
 
-#: Track numbers of the shot list (0 EAST, 1 WEST); not imported from
-#: ``ocd.shots``, which also holds the SQLite shot store.
-TRACK_NAMES: Mapping[int, str] = {0: "EAST", 1: "WEST"}
 
 #: What each blocker means, in words for a person across the room.
 BLOCKER_WORDS: Mapping[str, str] = {

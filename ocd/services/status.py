@@ -117,7 +117,7 @@ class StatusProvider:
         )
 
     def _tcs_urls(self) -> tuple[str, list[str]]:
-        from ocd.service import telescope_source
+        from ocd.services.main_loop import telescope_source
 
         try:
             kind, urls = telescope_source(self.loop.config)
@@ -245,7 +245,7 @@ class _LoggedEndpointService(StreamServerEndpointService):
         self.provider = provider
         self.reactor = reactor
 
-    def startService(self) -> None:
+    def _make_endpoint(self) -> None:
         from twisted.internet.endpoints import serverFromString
 
         reactor = self.reactor
@@ -254,24 +254,50 @@ class _LoggedEndpointService(StreamServerEndpointService):
 
             reactor = global_reactor
         self.endpoint = serverFromString(reactor, self.description)
+
+    def privilegedStartService(self) -> None:
+        """twistd: listen before dropping privileges (after it daemonised)."""
+        self._make_endpoint()
+        Service.privilegedStartService(self)
+        self._listen()
+
+    def startService(self) -> None:
+        if self.endpoint is None:
+            self._make_endpoint()
         self.provider.start()
-        # Not StreamServerEndpointService.startService: it logs a failed
-        # listen as a bare traceback; this says what failed and goes on.
         Service.startService(self)
+        if self._waitingForPort is None:
+            self._listen()
+
+    def stopService(self) -> Any:
+        """Close the port; a later start listens again."""
+        if self._waitingForPort is None:
+            return Service.stopService(self)
+
+        def forget(result: Any) -> Any:
+            self._waitingForPort = None
+            self.port = None
+            return result
+
+        return super().stopService().addBoth(forget)
+
+    def _listen(self) -> None:
+        # Not StreamServerEndpointService's: it logs a failed listen as a
+        # bare traceback; this says what failed and goes on.
         self._waitingForPort = self.endpoint.listen(self.factory)
 
         def listening(port: Any) -> Any:
             self.port = port
             log.info("status page on {where} ([status] endpoint {endpoint})",
-                          where=_where(port), endpoint=self.description)
+                     where=_where(port), endpoint=self.description)
             return port
 
         def failed(failure: Any) -> None:
             if failure.check(CancelledError):
                 return None
             log.error("the status service cannot listen on [status] endpoint "
-                           "{endpoint}: {error}; OCD goes on without it",
-                           endpoint=self.description, error=failure.getErrorMessage())
+                      "{endpoint}: {error}; OCD goes on without it",
+                      endpoint=self.description, error=failure.getErrorMessage())
             return None
 
         self._waitingForPort.addCallbacks(listening, failed)
