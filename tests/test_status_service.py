@@ -291,3 +291,45 @@ def test_ocd_status_exit_codes(serve, child_env):
     assert code == 0 and json.loads(out)["verdict"] == "run"
     code, out, err = yield ocd_status(f"tcp:{free_port()}:interface=127.0.0.1", child_env)
     assert code == 3 and "no OCD answers" in err
+
+
+# -- inside twistd -------------------------------------------------------------
+
+@pytest.mark.integration
+def test_twistd_ocd_serves_its_status(tmp_path, free_url, child_env):
+    """``twistd ocd`` listens in privilegedStartService (after it daemonised)."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from bus_helpers import make_config, write_config
+    from conftest import REPO, free_port
+
+    port = free_port()
+    config = make_config(free_url, status__endpoint=f"tcp:{port}:interface=127.0.0.1")
+    cfg = write_config(config, tmp_path / "site.cfg")
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+         "--pidfile=", "ocd", "--config", cfg],
+        env=child_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        answer = None
+        while answer is None and time.monotonic() < deadline and child.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            except urllib.error.HTTPError as exc:  # 503: no TCS here
+                answer = (exc.code, exc.read().decode())
+            except OSError:
+                time.sleep(0.2)  # a real process starting up: no Clock to advance
+        assert answer == (503, "unhealthy: no TCS heartbeat yet\n")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as response:
+            assert json.loads(response.read())["hetdex_allowed"] == "not_allowed"
+    finally:
+        child.terminate()
+        out = child.communicate(timeout=30)[0]
+    # twistd ends by re-raising the SIGTERM it handled
+    assert child.returncode in (0, -15), out
+    assert "Traceback" not in out
+    assert f"status page on http://127.0.0.1:{port}/" in out
