@@ -124,6 +124,51 @@ def test_running_shot_from_another_runner_shows_with_its_elapsed_time(make_loop)
     assert provider.snapshot()["run_shot"] == "running"
 
 
+class SlowUnreachableObsnum:
+    """ObsnumPool's ``reserve``, failing after ``delay`` s of the loop's Clock."""
+
+    def __init__(self, clock: Clock, delay: float):
+        self.clock = clock
+        self.delay = delay
+
+    def reserve(self, shotid: str):
+        from twisted.internet import defer
+
+        from ocd.services.obsnum import ObsnumUnavailable
+
+        d = defer.Deferred()
+        self.clock.callLater(self.delay, d.errback, ObsnumUnavailable("no route to 127.0.0.1:1"))
+        return d
+
+
+def test_fake_obsnum_matches_the_real_interface():
+    import inspect
+
+    from ocd.services.obsnum import ObsnumPool
+
+    assert list(inspect.signature(ObsnumPool.reserve).parameters) == list(
+        inspect.signature(SlowUnreachableObsnum.reserve).parameters)
+
+
+def test_reservation_latency_reaches_the_histogram(make_loop):
+    loop, clock, provider = make_loop()
+    loop.obsnum = SlowUnreachableObsnum(clock, 0.25)
+    good_sky(loop, clock, NIGHT)
+    arm(loop)
+    clock.advance(0)  # run verdict: reserve
+    clock.advance(0.25)  # the database gives up
+    body, content_type = provider.metrics()
+    assert content_type.startswith("text/plain")
+    samples = {(s.name, s.labels.get("outcome"), s.labels.get("le")): s.value
+               for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert samples[("ocd_obsnum_reservation_seconds_count", "failed", None)] == 1
+    assert samples[("ocd_obsnum_reservation_seconds_sum", "failed", None)] == 0.25
+    assert samples[("ocd_obsnum_reservation_seconds_bucket", "failed", "0.1")] == 0
+    assert samples[("ocd_obsnum_reservation_seconds_bucket", "failed", "0.25")] == 1
+    assert samples[("ocd_shots_started_total", None, None)] == 1
+    assert provider.snapshot()["blockers"] == ["obsnum_unavailable"]
+
+
 def test_bad_endpoint_is_a_configuration_error(make_loop):
     loop, _, _ = make_loop()
     with pytest.raises(ConfigError, match=r"\[status\] endpoint 'tcp:notaport'"):
