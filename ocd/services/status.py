@@ -97,6 +97,7 @@ class StatusProvider:
         settings = getattr(loop, "settings", None)
         tcs_timeout = (settings.tcs_timeout if settings is not None
                        else loop.config.get_float("decision", "tcs_timeout"))
+        kind, urls = self._tcs_urls()
         return StatusView(
             version=__version__,
             started=monotonic if self.started is None else self.started,
@@ -105,8 +106,8 @@ class StatusProvider:
             tcs_timeout=tcs_timeout,
             tcs_time=getattr(telescope, "tcs_time", None),
             last_heartbeat=getattr(telescope, "last_heartbeat", None),
-            tcs_urls=tuple(self._tcs_urls()[1]),
-            tcs_kind=self._tcs_urls()[0],
+            tcs_urls=tuple(urls),
+            tcs_kind=kind,
             verdict=None if decision is None else decision.verdict,
             blockers=() if decision is None else tuple(decision.blockers),
             details={} if decision is None else dict(decision.details),
@@ -305,6 +306,9 @@ class _LoggedEndpointService(StreamServerEndpointService):
 
 class _QuietSite(Site):
     """A Site whose access log goes to debug: the page polls every 2 s."""
+
+    def logPrefix(self) -> str:
+        return "ocd status"
 
     def log(self, request: Any) -> None:
         log.debug("{method} {uri} {code}", method=request.method.decode("ascii", "replace"),
