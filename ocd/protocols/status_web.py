@@ -126,7 +126,7 @@ PAGE = """<!DOCTYPE html>
 <style>
   :root { color-scheme: dark; }
   body { margin: 0; padding: 2vh 3vw; background: #111; color: #eee;
-         font-family: "DejaVu Sans", Verdana, sans-serif; font-size: 3.2vh; }
+         font-family: "DejaVu Sans", Verdana, sans-serif; font-size: 3.6vh; }
   #verdict { font-size: 16vh; font-weight: bold; line-height: 1.05; margin: 0; }
   #verdict.run { color: #3ddc84; }
   #verdict.wait { color: #ffb000; }
