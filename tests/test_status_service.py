@@ -22,6 +22,9 @@ from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import StatusProvider, status_service
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 
+STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
+STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
+
 # A dark moment of the default sample night (2025-02-20, 06:00 UTC).
 NIGHT = 1740031200.0
 
@@ -62,7 +65,9 @@ def make_loop(tmp_path: Path):
         shot_file.write_text(shot_list_text(sample))
         overrides = [("shots", "shot_file", str(shot_file)),
                      ("shots", "state_db", str(tmp_path / "state.sqlite")),
-                     ("status", "endpoint", "tcp:0:interface=127.0.0.1")]
+                     ("status", "endpoint", "tcp:0:interface=127.0.0.1"),
+                     ("run_shot", "syscmd_command", STANDIN_SYSCMD),
+                     ("run_shot", "dither_command", STANDIN_DITHER)]
         overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
         config = Config.load(None, overrides)
         clock = Clock()
@@ -94,6 +99,7 @@ def test_status_follows_arming_and_the_verdict(make_loop):
     assert after["hetdex_allowed"] == "allowed"
     assert after["verdict"] == "run" and after["blockers"] == []
     assert after["next"]["shotid"] == loop.last_decision.shot.shotid
+    assert "STAND-IN" in after["stand_ins"] and after["details"]["stand_ins"]
     assert after["counters"]["received.allow_hetdex"] == 1
 
 
@@ -125,11 +131,15 @@ def test_running_shot_from_another_runner_shows_with_its_elapsed_time(make_loop)
 
 
 class SlowUnreachableObsnum:
-    """ObsnumPool's ``reserve``, failing after ``delay`` s of the loop's Clock."""
+    """ObsnumPool's interface; ``reserve`` fails after ``delay`` s of the loop's Clock."""
+
+    REASON = "MySQL server 127.0.0.1:1: Can't connect (MySQL error 2003)"
 
     def __init__(self, clock: Clock, delay: float):
         self.clock = clock
         self.delay = delay
+        self.available = True
+        self.last_error: str | None = None
 
     def reserve(self, shotid: str):
         from twisted.internet import defer
@@ -137,8 +147,18 @@ class SlowUnreachableObsnum:
         from ocd.services.obsnum import ObsnumUnavailable
 
         d = defer.Deferred()
-        self.clock.callLater(self.delay, d.errback, ObsnumUnavailable("no route to 127.0.0.1:1"))
+
+        def fail() -> None:
+            self.available, self.last_error = False, self.REASON
+            d.errback(ObsnumUnavailable(self.REASON))
+
+        self.clock.callLater(self.delay, fail)
         return d
+
+    def check(self):
+        from twisted.internet import defer
+
+        return defer.succeed(False)
 
 
 def test_fake_obsnum_matches_the_real_interface():
@@ -146,8 +166,11 @@ def test_fake_obsnum_matches_the_real_interface():
 
     from ocd.services.obsnum import ObsnumPool
 
-    assert list(inspect.signature(ObsnumPool.reserve).parameters) == list(
-        inspect.signature(SlowUnreachableObsnum.reserve).parameters)
+    for name in ("reserve", "check"):
+        assert list(inspect.signature(getattr(ObsnumPool, name)).parameters) == list(
+            inspect.signature(getattr(SlowUnreachableObsnum, name)).parameters)
+    real = ObsnumPool.__init__.__code__.co_names
+    assert "available" in real and "last_error" in real
 
 
 def test_reservation_latency_reaches_the_histogram(make_loop):

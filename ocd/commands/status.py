@@ -127,6 +127,8 @@ def render(status: dict[str, Any], where: str) -> str:
     reasons = status.get("reasons") or []
     for i, text in enumerate(reasons):
         lines.append(f"{'blockers' if i == 0 else '':<12}{text}")
+    if status.get("stand_ins"):
+        lines.append(f"STAND-INS   {status['stand_ins']}")
     allowed = status.get("hetdex_allowed")
     arming = "HETDEX shots allowed" if allowed == "allowed" else "HETDEX shots not allowed"
     if status.get("failed_shot"):

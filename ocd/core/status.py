@@ -35,7 +35,10 @@ BLOCKER_WORDS: Mapping[str, str] = {
     "no_target": "no shot is observable",
     "obsnum_unavailable": "the observation-number database is unreachable",
     "failed_shot": "the last shot failed: a person must check it",
+    "programs_missing": "a program a shot needs cannot be found",
 }
+#: Not a blocker: the loud note that shots would run through OCD's stand-ins.
+STAND_INS = "stand_ins"
 
 
 def iso(t: float | None) -> str | None:
@@ -161,7 +164,9 @@ def snapshot(view: StatusView, now: float, monotonic: float) -> dict[str, Any]:
         **{name: state_name for name, state_name in view.machines.items()},
         "verdict": view.verdict,
         "blockers": list(view.blockers),
-        "details": {k: view.details[k] for k in view.blockers if k in view.details},
+        "details": {k: view.details[k] for k in (*view.blockers, STAND_INS)
+                    if k in view.details},
+        "stand_ins": view.details.get(STAND_INS),
         "reasons": reasons(view.blockers, view.details),
         "failed_shot": view.failed_shot,
         "shot": _shot(running, monotonic),

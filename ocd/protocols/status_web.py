@@ -146,6 +146,7 @@ PAGE = """<!DOCTYPE html>
 <h1 id="verdict" class="down">&hellip;</h1>
 <div id="arming"></div>
 <ul id="blockers"></ul>
+<div id="standins" class="stale" hidden></div>
 <div class="row"><span class="label">shot</span><span id="shot">none</span>
   <div id="progress" hidden><div id="bar"></div></div></div>
 <div class="row"><span class="label">next</span><span id="next">&ndash;</span></div>
@@ -178,6 +179,8 @@ function show(st) {
     li.textContent = text;
     list.appendChild(li);
   });
+  $("standins").hidden = !st.stand_ins;
+  $("standins").textContent = st.stand_ins ? "STAND-INS: " + st.stand_ins : "";
   var shot = st.shot;
   if (shot) {
     $("shot").textContent = shot.shotid + " (observation " + shot.obs_number + ")" +
