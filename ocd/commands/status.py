@@ -193,6 +193,6 @@ def ask(config: Config, timeout: float, as_json: bool, reactor: Any, out: Any = 
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react
 
-    return run_on_reactor(lambda reactor: ask(config, args.timeout, args.json, reactor))
+    return react(lambda reactor: ask(config, args.timeout, args.json, reactor))

@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 
 from ocd import __version__
-from ocd.config import Config, ConfigError
+from ocd.config import Config, check_endpoint
 from ocd.core.status import (
     BlockedTime,
     Health,
@@ -234,12 +234,12 @@ class _LoopCollector:
 class _LoggedEndpointService(StreamServerEndpointService):
     """Opens ``[status] endpoint`` at start; says where it listens, or why it cannot.
 
-    The endpoint is made from its description in ``startService``, on the
-    reactor then running, so building the tree imports no reactor.
+    The endpoint is made from its description when the service starts
+    (after twistd forks), on the reactor it was given.
     """
 
     def __init__(self, description: str, factory: Any, provider: StatusProvider,
-                 reactor: Any = None):
+                 reactor: Any):
         super().__init__(None, factory)
         self.port: Any = None
         self.description = description
@@ -249,12 +249,7 @@ class _LoggedEndpointService(StreamServerEndpointService):
     def _make_endpoint(self) -> None:
         from twisted.internet.endpoints import serverFromString
 
-        reactor = self.reactor
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
-        self.endpoint = serverFromString(reactor, self.description)
+        self.endpoint = serverFromString(self.reactor, self.description)
 
     def privilegedStartService(self) -> None:
         """twistd: listen before dropping privileges (after it daemonised)."""
@@ -323,23 +318,12 @@ def _where(port: Any) -> str:
         return str(port)
 
 
-def check_endpoint(description: str) -> None:
-    """Raise ConfigError unless ``description`` is a server endpoint string."""
-    from twisted.internet.endpoints import serverFromString
-
-    try:
-        serverFromString(None, description)
-    except Exception as exc:
-        raise ConfigError(f"[status] endpoint {description!r} is not a Twisted server "
-                          f"endpoint string (like tcp:8642:interface=127.0.0.1): {exc}") from None
-
-
 def status_service(config: Config, main_loop: Any, reactor: Any = None,
                    provider: StatusProvider | None = None) -> StreamServerEndpointService | None:
     """The listening service of ``[status] endpoint``; None when it is empty.
 
     Builds objects only: the port opens in ``startService`` (after twistd
-    forks). ``reactor`` is the one that listens (the global one when None);
+    forks). ``reactor`` is the one that listens (the main loop's when None);
     the provider reads the main loop's own clock.
     """
     from ocd.protocols.status_web import status_resource
@@ -348,6 +332,8 @@ def status_service(config: Config, main_loop: Any, reactor: Any = None,
     if not description:
         return None
     check_endpoint(description)
+    if reactor is None:
+        reactor = main_loop.reactor
     provider = provider if provider is not None else StatusProvider(main_loop)
     site = _QuietSite(status_resource(provider))
     site.noisy = False
