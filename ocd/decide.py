@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ocd.config import Config
-from ocd.scheduler import Scheduler
+from ocd.lookahead import choose
+from ocd.scheduler import Candidate, Scheduler
 from ocd.shots import TRACK_NAMES, Shot
 from ocd.state import TelescopeState
 
@@ -37,6 +38,8 @@ BLOCKERS: tuple[str, ...] = (
 )
 RUN = "run"
 WAIT = "wait"
+#: The key of ``details`` that says why the look-ahead's pick is not the greedy one.
+LOOKAHEAD = "lookahead"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class DecisionSettings:
     max_sun_alt: float = -12.0
     half_width: float = 6.0
     overhead: float = 300.0
+    lookahead: float = 0.0
     exptimes: tuple[float, ...] = (360.0, 360.0, 360.0)
 
     @property
@@ -85,6 +89,7 @@ class DecisionSettings:
             max_sun_alt=f("scheduler", "max_sun_alt"),
             half_width=f("scheduler", "half_width"),
             overhead=f("scheduler", "overhead"),
+            lookahead=f("scheduler", "lookahead"),
             exptimes=tuple(config.get_float_list("run_shot", "exptimes", 3)),
         )
 
@@ -117,7 +122,9 @@ class Decision:
     def summary(self) -> str:
         """One line for people, e.g. ``waiting: shutter_closed, bad_seeing (FWHM 2.4 > 2.0)``."""
         if self.verdict == RUN and self.shot is not None:
-            return f"run: {self.shot.shotid} on the {TRACK_NAMES.get(self.track or 0, '?')} track"
+            why = self.details.get(LOOKAHEAD)
+            return (f"run: {self.shot.shotid} on the {TRACK_NAMES.get(self.track or 0, '?')} track"
+                    + (f" ({why})" if why else ""))
         parts = []
         for name in self.blockers:
             detail = self.details.get(name)
@@ -131,7 +138,8 @@ class Decision:
             "shotid": None if self.shot is None else self.shot.shotid,
             "track": self.track,
             "blockers": list(self.blockers),
-            "details": {name: self.details[name] for name in self.blockers if name in self.details},
+            "details": {name: self.details[name] for name in (*self.blockers, LOOKAHEAD)
+                        if name in self.details},
             "now": float(now),
         }
 
@@ -210,8 +218,10 @@ def decide(
             f"transparency {transparency:.2f} < {_num(settings.min_transparency)}{tr_note}"
         )
 
-    pick = scheduler.best(now, duration)
-    if pick is None:
+    pick, why = _pick(scheduler, now, duration, settings.lookahead, tuple(sorted(found)))
+    if pick is None and why:
+        found["no_target"] = why
+    elif pick is None:
         left = sum(1 for s in scheduler.shots if s.n_obs > 0)
         found["no_target"] = (
             "no shots in the list" if not scheduler.shots
@@ -223,11 +233,28 @@ def decide(
         found["failed_shot"] = "the last shot failed or was lost; waiting for a person"
 
     blockers = tuple(name for name in BLOCKERS if name in found)
+    details = {name: found[name] for name in blockers}
+    if pick is not None and why:
+        details[LOOKAHEAD] = why
     return Decision(
         verdict=WAIT if blockers else RUN,
         shot=None if pick is None else pick.shot,
         blockers=blockers,
-        details={name: found[name] for name in blockers},
+        details=details,
         track=None if pick is None else pick.track,
         track_end=None if pick is None else pick.track_end,
     )
+
+
+def _pick(scheduler: Scheduler, now: float, duration: float, lookahead: float,
+          context: tuple[str, ...]) -> tuple[Candidate | None, str]:
+    """The scheduler's pick and, when the look-ahead differs from greedy, why.
+
+    ``lookahead`` 0 is the greedy rule; otherwise :func:`ocd.lookahead.choose`
+    plans that many seconds ahead and keeps its plan while ``context`` (the
+    blockers found so far) and the shot counts stay the same.
+    """
+    if lookahead <= 0:
+        return scheduler.best(now, duration), ""
+    choice = choose(scheduler, now, duration, lookahead, context)
+    return choice.pick, choice.note
