@@ -48,14 +48,14 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     cp_model = None
 
-from ocd.astro import HET_ELEVATION, HET_LATITUDE, HET_LOCATION, quiet_repeats  # noqa: E402
+from ocd.core.astro import HET_ELEVATION, HET_LATITUDE, HET_LOCATION, quiet_repeats  # noqa: E402
 from ocd.config import Config  # noqa: E402
-from ocd.decide import RUN, DecisionInputs, DecisionSettings, decide  # noqa: E402
-from ocd.events import UrlKind, event_from_payload, make_payload  # noqa: E402
-from ocd.scheduler import Scheduler  # noqa: E402
-from ocd.shots import Shot  # noqa: E402
+from ocd.core.decide import RUN, DecisionInputs, DecisionSettings, decide  # noqa: E402
+from ocd.core.events import UrlKind, event_from_payload, make_payload  # noqa: E402
+from ocd.core.scheduler import Scheduler  # noqa: E402
+from ocd.core.shots import Shot  # noqa: E402
 from ocd.sim.shotlist import make_sample_shots  # noqa: E402
-from ocd.state import TelescopeState, fold  # noqa: E402
+from ocd.core.state import TelescopeState, fold  # noqa: E402
 
 WEIGHTS = {1: 3, 2: 2, 3: 1}
 PRIORITIES = (1, 2, 3)

@@ -35,11 +35,11 @@ import time as _time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from ocd.scheduler import Candidate
-from ocd.shots import TRACK_NAMES
+from ocd.core.scheduler import Candidate
+from ocd.core.shots import TRACK_NAMES
 
 if TYPE_CHECKING:
-    from ocd.scheduler import Scheduler
+    from ocd.core.scheduler import Scheduler
 
 #: Tolerance of time comparisons, s.
 EPS = 1e-6

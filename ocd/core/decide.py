@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ocd.config import Config
-from ocd.lookahead import choose
-from ocd.scheduler import Candidate, Scheduler
-from ocd.shots import TRACK_NAMES, Shot
-from ocd.state import TelescopeState
+from ocd.core.lookahead import choose
+from ocd.core.scheduler import Candidate, Scheduler
+from ocd.core.shots import TRACK_NAMES, Shot
+from ocd.core.state import TelescopeState
 
 BLOCKERS: tuple[str, ...] = (
     "not_allowed",
