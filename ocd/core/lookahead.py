@@ -284,7 +284,8 @@ def jobs_for(scheduler: "Scheduler", now: float, duration: float, horizon: float
                 continue
             for low, high in dark:
                 b = max(float(first[track, i]), low, now)
-                last = min(float(latest[track, i]), high - duration)
+                # Start within the horizon: a pass beyond it is not free room.
+                last = min(float(latest[track, i]), high - duration, now + horizon)
                 if last >= b:
                     options.append(Option(track, b, last, float(end[track, i])))
         if not options:
