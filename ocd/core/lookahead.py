@@ -322,15 +322,7 @@ def _why(plan: Plan, pick: Candidate, greedy: Candidate, now: float, duration: f
             return f"{head} keeps its {TRACK_NAMES[later.option.track].lower()} pass at {hhmm(later.start)}"
         return f"{head} follows at {hhmm(later.start)}"
     lost = gained(plan.counts(), _forced(plan, greedy, now, duration).counts())
-    if lost is not None:
-        return f"{head} (priority {greedy.shot.priority}) now would lose a priority-{lost} observation"
-    return f"{head} (priority {greedy.shot.priority}) is not in the plan of the next {plan_hours(plan, now)}"
-
-
-def plan_hours(plan: Plan, now: float) -> str:
-    if not plan.steps:
-        return "hours"
-    return f"{(plan.steps[-1].start - now) / 3600:.1f} h"
+    return f"{head} (priority {greedy.shot.priority}) now would lose a priority-{lost} observation"
 
 
 def choose(scheduler: "Scheduler", now: float, duration: float, horizon: float,
@@ -363,9 +355,11 @@ def choose(scheduler: "Scheduler", now: float, duration: float, horizon: float,
         if not scheduler.is_observable(first.job.index, first.option.track, now, duration):
             return Choice(greedy, replanned=replanned)  # rounding at a pass's edge: the rule decides
         pick = Candidate(shot, first.option.track, first.option.end)
-        same = greedy is not None and greedy.shot.shotid == shot.shotid and greedy.track == pick.track
-        note = "" if greedy is None or same else _why(plan, pick, greedy, now, duration)
-        return Choice(pick, note=note, replanned=replanned)
+        if greedy is None or (greedy.shot.shotid == shot.shotid and greedy.track == pick.track):
+            return Choice(pick, replanned=replanned)
+        if gained(plan.counts(), _forced(plan, greedy, now, duration).counts()) is None:
+            return Choice(greedy, replanned=replanned)  # the plan gains nothing by another order
+        return Choice(pick, note=_why(plan, pick, greedy, now, duration), replanned=replanned)
     if greedy is None:
         return Choice(None, replanned=replanned)
     lost = gained(plan.counts(), _forced(plan, greedy, now, duration).counts())
