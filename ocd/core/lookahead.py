@@ -331,8 +331,10 @@ def choose(scheduler: "Scheduler", now: float, duration: float, horizon: float,
 
     ``context`` is whatever else the plan depends on (the decision passes
     its blockers): a change of it, of the counts (a new scheduler from
-    ``with_remaining``), of the settings, the first step's latest start
-    passing, or :data:`REPLAN_AFTER` make a new plan.
+    ``with_remaining``: a shot finished, or a new list), of the settings,
+    the first step's pass closing, or :data:`REPLAN_AFTER` (passes enter
+    the horizon as time goes on) make a new plan. A plan that is not
+    followed (OCD blocked) may slip; it is made again when the blocker goes.
     """
     greedy = scheduler.best(now, duration)
     key = (duration, horizon, scheduler._half_width, scheduler.max_sun_alt, context)
@@ -341,7 +343,8 @@ def choose(scheduler: "Scheduler", now: float, duration: float, horizon: float,
     replanned = False
     if cached is not None and cached[0] == key:
         old: Plan = cached[1]
-        if old.made - EPS <= now <= old.made + REPLAN_AFTER and (not old.steps or now <= old.latest[0] + EPS):
+        if old.made - EPS <= now <= old.made + REPLAN_AFTER and (
+                not old.steps or now <= old.steps[0].option.latest + EPS):
             plan = old
     if plan is None:
         plan = build_plan(jobs_for(scheduler, now, duration, horizon), now, duration)
