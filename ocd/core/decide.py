@@ -149,11 +149,7 @@ class Decision:
             "shotid": None if self.shot is None else self.shot.shotid,
             "track": self.track,
             "blockers": list(self.blockers),
-<<<<<<< HEAD
-            "details": {name: self.details[name] for name in (*self.blockers, LOOKAHEAD)
-=======
-            "details": {name: self.details[name] for name in (*self.blockers, STAND_INS)
->>>>>>> main
+            "details": {name: self.details[name] for name in (*self.blockers, STAND_INS, LOOKAHEAD)
                         if name in self.details},
             "now": float(now),
         }
@@ -252,18 +248,15 @@ def decide(
 
     blockers = tuple(name for name in BLOCKERS if name in found)
     details = {name: found[name] for name in blockers}
+    if inputs.stand_ins:
+        details[STAND_INS] = inputs.stand_ins
     if pick is not None and why:
         details[LOOKAHEAD] = why
     return Decision(
         verdict=WAIT if blockers else RUN,
         shot=None if pick is None else pick.shot,
         blockers=blockers,
-<<<<<<< HEAD
         details=details,
-=======
-        details={**{name: found[name] for name in blockers},
-                 **({STAND_INS: inputs.stand_ins} if inputs.stand_ins else {})},
->>>>>>> main
         track=None if pick is None else pick.track,
         track_end=None if pick is None else pick.track_end,
     )
