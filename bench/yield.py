@@ -358,7 +358,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--lookahead", type=float, nargs="+", default=None,
                         help="look-ahead(s) to measure, s (default: the master configuration's)")
-    parser.add_argument("--solve-seconds", type=float, default=60.0, help="CP-SAT time limit per stage")
+    parser.add_argument("--solve-seconds", type=float, default=30.0, help="CP-SAT time limit per stage")
     parser.add_argument("--notes", action="store_true", help="print the look-ahead's notes")
     args = parser.parse_args()
     if cp_model is None:
@@ -375,6 +375,7 @@ def main() -> int:
     labels = ["greedy"] + [f"lookahead {h / 3600:g} h" for h in lookaheads]
     totals = {label: {p: 0 for p in PRIORITIES} for label in labels}
     optimum_total = {p: 0 for p in PRIORITIES}
+    bound_total = {p: 0 for p in PRIORITIES}
     all_proved = True
     decide_times: dict[str, list[float]] = {label: [] for label in labels}
     started = time.perf_counter()
@@ -404,6 +405,7 @@ def main() -> int:
         all_proved = all_proved and proved
         for p in PRIORITIES:
             optimum_total[p] += best[p]
+            bound_total[p] += bounds[p]
         for run in runs:
             for p, c in run.counts().items():
                 totals[run.label][p] += c
@@ -411,6 +413,7 @@ def main() -> int:
         cells = "  ".join(f"{fmt(r.counts())} {weighted(r.counts()) / max(weighted(best), 1):.3f}" for r in runs)
         print(f"{night.number:5d} {night.date} {len(night.shots):5d} {(night.dawn - night.dusk) / 3600:6.2f}  "
               f"{cells}  {fmt(best)} {'yes' if proved else 'NO':>6}  "
+              + ("" if proved else f"(bounds {fmt(bounds)}) ")
               + ("ok (edges within %.3f deg)" % worst if not checks else "; ".join(checks)))
         if args.notes:
             for note in runs[-1].notes:
@@ -424,20 +427,26 @@ def main() -> int:
           + "  ".join(f"{fmt(totals[label])} {weighted(totals[label]) / weighted(optimum_total):.3f}"
                       for label in labels) + f"  {fmt(optimum_total)} {'yes' if all_proved else 'NO':>6}")
     print()
-    print(f"optimum (CP-SAT, {'every stage OPTIMAL' if all_proved else 'NOT all stages proved'}): "
-          f"priority 1/2/3 = {fmt(optimum_total)}, weighted 3:2:1 = {weighted(optimum_total)}")
+    print(f"optimum (CP-SAT, {'every stage OPTIMAL' if all_proved else 'NOT every stage proved'}): "
+          f"priority 1/2/3 = {fmt(optimum_total)}, weighted 3:2:1 = {weighted(optimum_total)}"
+          + ("" if all_proved else f"; proved upper bounds {fmt(bound_total)}, weighted "
+             f"{weighted(bound_total)} (the ratios below are against these, so they hold for "
+             f"the true optimum)"))
+    # Against proved bounds: each stage's bound holds given the stages before
+    # at their proved optimum, so it bounds the lexicographic optimum.
+    reference = optimum_total if all_proved else bound_total
     verdict = True
     for label in labels:
         c = totals[label]
-        p1 = c[1] / max(optimum_total[1], 1)
-        w = weighted(c) / max(weighted(optimum_total), 1)
-        print(f"{label:>18}: priority 1 {c[1]}/{optimum_total[1]} = {p1:.3f} of the optimum, "
+        p1 = c[1] / max(reference[1], 1)
+        w = weighted(c) / max(weighted(reference), 1)
+        print(f"{label:>18}: priority 1 {c[1]}/{reference[1]} = {p1:.3f} of the optimum, "
               f"weighted {w:.3f}; decide() median {statistics.median(decide_times[label]) * 1e3:.3f} ms, "
               f"max {max(decide_times[label]) * 1e3:.1f} ms")
         if label != "greedy":
             verdict = verdict and p1 >= 0.99 and w >= 0.99
     print(f"target (look-ahead: priority 1 >= 0.99 and weighted >= 0.99 of the proved optimum): "
-          f"{'met' if verdict and all_proved else 'NOT met'}; {time.perf_counter() - started:.0f} s")
+          f"{'met' if verdict else 'NOT met'}; {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -65,7 +65,7 @@ class DecisionSettings:
     max_sun_alt: float = -12.0
     half_width: float = 6.0
     overhead: float = 300.0
-    lookahead: float = 0.0
+    lookahead: float = 28800.0
     exptimes: tuple[float, ...] = (360.0, 360.0, 360.0)
 
     @property
