@@ -48,9 +48,11 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     cp_model = None
 
-from ocd.core.astro import HET_ELEVATION, HET_LATITUDE, HET_LOCATION, quiet_repeats  # noqa: E402
+from ocd.core.astro import HET_LOCATION, quiet_repeats  # noqa: E402
+from ocd.core.site import HET_ELEVATION, HET_LATITUDE  # noqa: E402
 from ocd.config import Config  # noqa: E402
-from ocd.core.decide import RUN, DecisionInputs, DecisionSettings, decide  # noqa: E402
+from ocd.core.decide import DecisionInputs, DecisionSettings, decide  # noqa: E402
+from ocd.core.topics import Verdict  # noqa: E402
 from ocd.core.events import UrlKind, event_from_payload, make_payload  # noqa: E402
 from ocd.core.scheduler import Scheduler  # noqa: E402
 from ocd.core.shots import Shot  # noqa: E402
@@ -135,7 +137,7 @@ def simulate(night: Night, settings: DecisionSettings, lookahead: float, interva
         clock = time.perf_counter()
         decision = decide(inputs, scheduler, t, 0.0, settings)
         times.append(time.perf_counter() - clock)
-        if decision.verdict == RUN:
+        if decision.verdict is Verdict.RUN:
             shot = decision.shot
             observations.append((t, shot.shotid, int(decision.track), shot.priority))
             if decision.details.get("lookahead"):

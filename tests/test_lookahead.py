@@ -16,13 +16,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ocd.core.decide import RUN, DecisionInputs, DecisionSettings, decide
+from ocd.core.decide import DecisionInputs, DecisionSettings, decide
+from ocd.core.topics import Verdict
 from ocd.core.events import UrlKind, event_from_payload, make_payload
 from ocd.core.lookahead import Job, Option, build_plan, sequence
 from ocd.core.scheduler import Scheduler, hour_angle_limits
 from ocd.core.shots import EAST, Shot
 from ocd.core.state import TelescopeState, fold
-from ocd.core.astro import HET_ELEVATION
+from ocd.core.site import HET_ELEVATION
 from ocd.sim.shotlist import local_sidereal_hours
 
 from astropy.time import Time  # noqa: E402  (after ocd.core.astro: offline set-up first)
@@ -74,7 +75,7 @@ def night(sky: Scheduler, settings: DecisionSettings, hours: float = 3.0):
     while t < T0 + hours * 3600 and any(s.n_obs > 0 for s in scheduler.shots):
         decision = decide(inputs, scheduler, t, 0.0, settings)
         decisions.append((t, decision))
-        if decision.verdict == RUN:
+        if decision.verdict is Verdict.RUN:
             done.append((decision.shot.shotid, t))
             scheduler = scheduler.with_remaining({decision.shot.shotid: decision.shot.n_obs - 1})
             t += settings.duration
@@ -104,7 +105,7 @@ def test_a_short_window_priority_2_goes_before_a_long_window_priority_1():
     ahead, decisions = night(sky, AHEAD)
     assert [s for s, _ in ahead] == ["SHORT", "LONG"]
     first = decisions[0][1]
-    assert first.verdict == RUN and first.shot.shotid == "SHORT"
+    assert first.verdict is Verdict.RUN and first.shot.shotid == "SHORT"
     assert first.details["lookahead"].startswith("SHORT first: LONG follows at ")
     assert "lookahead" in first.to_fields(T0)["details"]
     assert "(SHORT first: LONG follows at" in first.summary()
@@ -128,7 +129,7 @@ def test_it_waits_for_a_priority_1_window_only_when_that_gains_it():
     assert sorted(s for s, _ in ahead) == ["NOW", "SOON1", "SOON2"]
     assert [s for s, _ in ahead][-1] == "NOW"
     waiting = decisions[0][1]
-    assert waiting.verdict != RUN and waiting.blockers == ("no_target",)
+    assert waiting.verdict is Verdict.WAIT and waiting.blockers == ("no_target",)
     note = waiting.details["no_target"]
     assert note.startswith("waiting for SOON") and "NOW (priority 2) now would lose a priority-1 observation" in note
 
