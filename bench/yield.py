@@ -364,7 +364,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--lookahead", type=float, nargs="+", default=None,
                         help="look-ahead(s) to measure, s (default: the master configuration's)")
-    parser.add_argument("--solve-seconds", type=float, default=30.0,
+    parser.add_argument("--solve-seconds", type=float, default=10.0,
                         help="CP-SAT limit per stage, in its deterministic seconds")
     parser.add_argument("--notes", action="store_true", help="print the look-ahead's notes")
     args = parser.parse_args()
