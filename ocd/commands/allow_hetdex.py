@@ -50,5 +50,8 @@ def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.protocols.control import run_on_reactor
 
     warn_both_sources(config, "allow_hetdex")
+    from ocd.protocols.curve import client_settings
+
+    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
     return run_on_reactor(
         lambda reactor: allow(config, args.action, args.max_attempts, args.interval, reactor))

@@ -46,5 +46,8 @@ def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.protocols.control import run_on_reactor
 
     warn_both_sources(config, "config send")
+    from ocd.protocols.curve import client_settings
+
+    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
     return run_on_reactor(lambda reactor: send(
         config, args.section, args.option, args.value, args.max_attempts, args.interval, reactor))
