@@ -252,3 +252,12 @@ def expected_usage(path: tuple[str, ...]) -> str:
 def expected_options(path: tuple[str, ...]) -> tuple[Opt, ...]:
     return SEED[path].options + (ADDED[path][1] if path in ADDED else ())
 
+
+#: Subcommands of our own beyond the seed (docs/run_ocd.rst, "Commands of our
+#: own", and its differences), in the order of ``ocd -h``, with the usage of
+#: those that a configuration or a contract depends on.
+ADDED_COMMANDS: dict[str, str | None] = {
+    "sample_night": None,
+    "simulate_night": None,
+    "keys": "usage: ocd keys [-h] [--for {ocd,client}] [-o FILE]",
+}

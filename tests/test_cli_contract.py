@@ -250,3 +250,20 @@ def test_run_ocd_page_shows_every_subcommand_from_the_parser():
         if path and path != ("config",):
             assert " ".join(path) in shown
     assert "usage: ocd" not in text
+
+
+def test_subcommands_beyond_the_seed_are_the_listed_ones():
+    """Our own subcommands follow the seed's, are listed, and shown on the page."""
+    from pathlib import Path
+
+    from seed_usage import ADDED_COMMANDS
+
+    names = list(_subparsers(build_parser()).choices)
+    seed = list(SEED[()].subcommands)
+    assert names == seed + list(ADDED_COMMANDS)
+    text = (Path(__file__).resolve().parent.parent / "docs" / "run_ocd.rst").read_text()
+    for name, usage in ADDED_COMMANDS.items():
+        assert f".. ocd-usage:: {name}" in text
+        if usage is not None:
+            assert " ".join(subcommand_parser([name]).format_usage().split()) == usage
+    assert "``ocd keys" in text and "``[security]``" in text
