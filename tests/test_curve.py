@@ -123,3 +123,37 @@ def test_an_allowed_key_arms_ocd_and_another_key_is_refused_and_counted(free_url
         assert loop.arming.state == "allowed"
     finally:
         yield service.stopService()
+
+
+@pytest.mark.integration
+@pytest_twisted.inlineCallbacks
+def test_a_replay_shakes_hands_with_its_key_and_a_stranger_is_refused(free_url):
+    """db_replay's URL is ours on both ends: protected like the control URLs."""
+    from twisted.internet import reactor
+
+    from ocd.app import makeService
+    from ocd.protocols.control import reach_main_loop
+
+    ocd_pair, friend, stranger = _pair(), _pair(), _pair()
+    replay_url = free_url()
+    config = _secure(free_url, ocd_pair, [friend[0]], friend, urls__event_urls="",
+                     urls__ocd_db_replay=replay_url)
+    urls = {option: config.as_dict()["urls"][option] for option in config.options("urls")}
+    as_stranger = _secure(free_url, ocd_pair, [friend[0]], stranger,
+                          **{f"urls__{k}": v for k, v in urls.items()})
+    service = makeService(config, reactor)
+    service.startService()
+    loop = service.getServiceNamed("main_loop")
+    try:
+        out = io.StringIO()
+        bus, client = yield reach_main_loop(as_stranger, replay_url, 4, 0.25, reactor, out,
+                                            "ocd db_replay")
+        assert client is None, out.getvalue()
+        assert loop.counters.get("refused.curve.replay") > 0
+        bus, client = yield reach_main_loop(config, replay_url, 20, 0.25, reactor, out,
+                                            "ocd db_replay")
+        assert client is not None, out.getvalue()
+        client.close()
+        bus.close()
+    finally:
+        yield service.stopService()
