@@ -37,3 +37,17 @@ def child_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+# Property tests (hypothesis) stay fast: a modest number of examples, no
+# deadline (the machine is shared), no example database in the work tree.
+# HYPOTHESIS_PROFILE=thorough runs many more.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass
+else:
+    settings.register_profile("ocd", max_examples=40, deadline=None, database=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("thorough", max_examples=2000, deadline=None, database=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ocd"))

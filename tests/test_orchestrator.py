@@ -91,7 +91,9 @@ def make_loop(tmp_path: Path):
         overrides = [("shots", "shot_file", str(shot_file)),
                      ("shots", "state_db", str(tmp_path / "state.sqlite")),
                      ("run_shot", "syscmd_command", STANDIN_SYSCMD),
-                     ("run_shot", "dither_command", STANDIN_DITHER)]
+                     ("run_shot", "dither_command", STANDIN_DITHER),
+                     # TCS times of 2025 on a Clock that starts near 0
+                     ("dates", "max_time_offset", "0")]
         overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
         config = Config.load(None, overrides)
         clock = Clock()

@@ -115,7 +115,7 @@ class ControlClient:
     def handshake_reply(self, timeout: float, interval: float = 0.25) -> Deferred:
         """Like :meth:`handshake`, but fires with the reply (which says the
         ``shots_running``), or None after ``timeout``."""
-        ident = new_id()
+        ident = self.handshake_id = new_id()  # a replay names its start with it
         return self._wait(
             HEARTBEAT_REPLY, ident, lambda: self.emit(HEARTBEAT_ENQUIRY, {"id": ident}),
             None, interval, timeout,
