@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from ocd.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
-from ocd.services.main_loop import REPLAY_COUNTED, REPLAY_END
+from ocd.core.topics import Topic
 from ocd.services.replay import ReplayDatabase, ReplayError
 from ocd.services.replay_schedule import Replayer
 
@@ -147,9 +147,9 @@ def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.N
         print(f"ocd db_replay: {summary.describe()} ({time.perf_counter() - began:.1f} s measured)",
               file=out)
         answer = yield client.request(
-            REPLAY_END, {"handshake_id": client.handshake_id, "sent": summary.sent,
+            Topic.REPLAY_END, {"handshake_id": client.handshake_id, "sent": summary.sent,
                          "sent_by_topic": sent_by_topic.as_fields()},
-            REPLAY_COUNTED, attempts=3, interval=2.0)
+            Topic.REPLAY_COUNTED, attempts=3, interval=2.0)
         print(f"ocd db_replay: {describe_count(summary.sent, answer)}"
               + (f" ({client.publisher.dropped} dropped by db_replay's own full send queue)"
                  if client.publisher.dropped else ""), file=out)
@@ -212,8 +212,7 @@ def replay_urls(config: Config) -> list[str]:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.commands import warn_both_sources
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react, warn_both_sources
     from ocd.logs import start_logging
 
     if not args.speedup > 0:
@@ -232,4 +231,4 @@ def main(args: argparse.Namespace, config: Config) -> int:
 
     client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
     start_logging(config)
-    return run_on_reactor(lambda reactor: replay(config, db, urls, args, reactor))
+    return react(lambda reactor: replay(config, db, urls, args, reactor))

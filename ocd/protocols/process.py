@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
@@ -424,11 +425,8 @@ class RunningProcess(ProcessProtocol):
 class ProcessRunner:
     """Starts children and knows which ones are running (to stop them all)."""
 
-    def __init__(self, reactor: Any = None, kill_grace: float = 5.0):
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
+    def __init__(self, reactor: IReactorProcess, kill_grace: float = 5.0):
+        #: Spawns the children (IReactorProcess) and times them (IReactorTime).
         self.reactor = reactor
         self.kill_grace = kill_grace
         self.running: set[RunningProcess] = set()
@@ -492,7 +490,7 @@ def run_process(
     kill_grace: float = 5,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
-    reactor: Any = None,
+    reactor: IReactorProcess,
 ) -> defer.Deferred[ProcessResult]:
     """Run one child with a runner of its own (see :class:`ProcessRunner`)."""
     return ProcessRunner(reactor, kill_grace).run(

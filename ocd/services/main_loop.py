@@ -20,31 +20,20 @@ from typing import Any, Callable
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
 from ocd.config import Config, ConfigError, register_type
-from ocd.protocols.control import HEARTBEAT_ENQUIRY, HEARTBEAT_REPLY
 from ocd.core.clock import OcdClock
 from ocd.core.counters import BoundedNames, Counters, RateLimitedWarnings
 from ocd.core.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
 from ocd.core.heartbeat_gaps import GapNews, HeartbeatGaps
-from ocd.core.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
+from ocd.core.machines import Change, StateMachine, arming_machine, shot_machine
+from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, ArmingTransition,
+                             MachineName, Topic)
 from ocd.protocols.curve import ZapHandler, server_settings
 from ocd.protocols.zmq import Bus, EventPublisher
 
-HETDEX_ALLOWED_REQUEST = "ocd.states.hetdex_allowed"
-HETDEX_ALLOWED_ANSWER = "ocd.states.hetdex_allowed_changed"
-CONFIG_UPDATE = "ocd.config.update"
-CONFIG_UPDATED = "ocd.config.updated"
-STATES_CHANGE = "ocd.states.change"
-STATES_STATE = "ocd.states.state"
-RUN_SHOT_PREFIX = "ocd.run_shot."
-RUN_SHOT_RUN = "ocd.run_shot.run"
-TCS_HEARTBEAT = "tcs.receiver.heartbeat"
-#: ``ocd db_replay`` -> main loop at the end of a replay, on the replay URL.
-REPLAY_END = "ocd.replay.end"
-#: main loop -> all: what OCD counted of that replay.
-REPLAY_COUNTED = "ocd.replay.counted"
 #: Replays (handshake ids) whose start OCD remembers.
 MAX_REPLAY_MARKS = 64
 
@@ -57,9 +46,9 @@ CURVE_DOMAINS = tuple(kind.value for kind in (UrlKind.ALLOW_HETDEX, UrlKind.CONF
 
 #: Topics each control kind of URL carries (events.md, section 1).
 CONTROL_TOPICS: dict[UrlKind, tuple[str, ...]] = {
-    UrlKind.ALLOW_HETDEX: (HETDEX_ALLOWED_REQUEST, HEARTBEAT_ENQUIRY),
-    UrlKind.CONFIG: (CONFIG_UPDATE, HEARTBEAT_ENQUIRY),
-    UrlKind.RUN_SHOT: (RUN_SHOT_PREFIX, HEARTBEAT_ENQUIRY),
+    UrlKind.ALLOW_HETDEX: (Topic.HETDEX_ALLOWED, Topic.HEARTBEAT_ENQUIRY),
+    UrlKind.CONFIG: (Topic.CONFIG_UPDATE, Topic.HEARTBEAT_ENQUIRY),
+    UrlKind.RUN_SHOT: (RUN_SHOT_PREFIX, Topic.HEARTBEAT_ENQUIRY),
 }
 
 Listener = Callable[[Event], None]
@@ -87,8 +76,8 @@ def telescope_topics(config: Config, kind: UrlKind) -> list[str]:
     topics = list(TCS_TOPICS) if config.get_bool("topics", "auto_subscribe") else []
     topics += [t for t in config.get_list("topics", "extra_topics") if t not in topics]
     if kind is UrlKind.REPLAY:
-        topics.append(HEARTBEAT_ENQUIRY)  # db_replay shakes hands on its own URL
-        topics.append(REPLAY_END)  # and compares counts at its end
+        topics.append(Topic.HEARTBEAT_ENQUIRY)  # db_replay shakes hands on its own URL
+        topics.append(Topic.REPLAY_END)  # and compares counts at its end
     return topics
 
 
@@ -97,14 +86,17 @@ class MainLoop(Service):
 
     log = Logger(namespace="ocd.main_loop")
 
-    def __init__(self, config: Config, reactor: Any = None, counters: Counters | None = None):
+    def __init__(self, config: Config, reactor: IReactorTime, counters: Counters | None = None):
         self.setName("main_loop")
         self.config = config
-        self._reactor = reactor
+        #: Where time and timers come from (``task.Clock`` in tests); the
+        #: orchestrator also starts children through it (IReactorProcess).
+        self.reactor = reactor
         self.counters = counters if counters is not None else Counters()
         self.arming: StateMachine = arming_machine()
         self.shot: StateMachine = shot_machine()
-        self.machines: dict[str, StateMachine] = {HETDEX_ALLOWED: self.arming, RUN_SHOT: self.shot}
+        self.machines: dict[MachineName, StateMachine] = {
+            MachineName.HETDEX_ALLOWED: self.arming, MachineName.RUN_SHOT: self.shot}
         #: Set by the orchestrator when a shot fails or is lost;
         #: ``ocd allow_hetdex start`` clears it (shots.md section 2).
         self.failed_shot = False
@@ -121,14 +113,6 @@ class MainLoop(Service):
         self._replay_marks: dict[str, int] = {}
         #: The answer to each ``ocd.replay.end`` id (a repeated request gets it again).
         self._replay_answers: dict[str, dict[str, Any]] = {}
-
-    @property
-    def reactor(self) -> Any:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
-        return self._reactor
 
     # -- lifecycle -----------------------------------------------------------
     def startService(self) -> None:
@@ -175,7 +159,7 @@ class MainLoop(Service):
             # the PUB is full (XPUB_NODROP): the event is lost; the bus warns
             self.counters.increment(f"dropped.publish.{channel}")
         self.counters.increment(f"published.{topic}")
-        quiet = topic in (STATES_STATE, HEARTBEAT_REPLY)
+        quiet = topic in (Topic.STATES_STATE, Topic.HEARTBEAT_REPLY)
         (self.log.debug if quiet else self.log.info)(
             "publish {topic} {fields}", topic=topic, fields=dict(fields), ocd_event="publish",
             data_time=event.data_time, wire_time=event.wire_time,
@@ -188,11 +172,11 @@ class MainLoop(Service):
         return event
 
     def publish_change(self, change: Change) -> Event:
-        return self.publish(STATES_CHANGE, change.fields())
+        return self.publish(Topic.STATES_CHANGE, change.fields())
 
     def publish_states(self) -> None:
         for name, machine in self.machines.items():
-            self.publish(STATES_STATE, {"machine_name": name, "state": machine.state})
+            self.publish(Topic.STATES_STATE, {"machine_name": name, "state": machine.state})
 
     # -- receiving ---------------------------------------------------------
     def handle_event(self, event: Event) -> None:
@@ -211,9 +195,9 @@ class MainLoop(Service):
                 if kind is UrlKind.REPLAY and topic.startswith("ocd.replay"):
                     self._handle_replay_control(event)
                     return
-                if kind is UrlKind.REPLAY and topic != HEARTBEAT_ENQUIRY:
+                if kind is UrlKind.REPLAY and topic != Topic.HEARTBEAT_ENQUIRY:
                     counters.increment("replay.messages")  # what db_replay counts as sent
-                if topic == HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
+                if topic == Topic.HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
                     self._answer_heartbeat(event)
                 elif topic.startswith("ocd."):
                     self._drop(event, "ocd topic on a telescope URL")
@@ -227,11 +211,11 @@ class MainLoop(Service):
                     self.on_telescope_event(event)
                     if topic == TCS_HEARTBEAT:
                         self.publish_states()
-            elif topic == HEARTBEAT_ENQUIRY:
+            elif topic == Topic.HEARTBEAT_ENQUIRY:
                 self._answer_heartbeat(event)
-            elif kind is UrlKind.ALLOW_HETDEX and topic == HETDEX_ALLOWED_REQUEST:
+            elif kind is UrlKind.ALLOW_HETDEX and topic == Topic.HETDEX_ALLOWED:
                 self._handle_allow(event)
-            elif kind is UrlKind.CONFIG and topic == CONFIG_UPDATE:
+            elif kind is UrlKind.CONFIG and topic == Topic.CONFIG_UPDATE:
                 self._handle_config(event)
             elif kind is UrlKind.RUN_SHOT and topic.startswith(RUN_SHOT_PREFIX):
                 counters.increment(self._topic_names.name(topic))
@@ -328,7 +312,7 @@ class MainLoop(Service):
             if len(self._replay_marks) >= MAX_REPLAY_MARKS:
                 self._replay_marks.pop(next(iter(self._replay_marks)))
             self._replay_marks[ident] = self.counters.get("replay.messages")
-        self.publish(HEARTBEAT_REPLY, {"id": ident, "shots_running": self.running_shots()})
+        self.publish(Topic.HEARTBEAT_REPLY, {"id": ident, "shots_running": self.running_shots()})
 
     def _handle_replay_control(self, event: Event) -> None:
         """``ocd.replay.end``: compare what db_replay sent with what arrived here.
@@ -338,7 +322,7 @@ class MainLoop(Service):
         message that arrived on the replay URL since that replay's handshake
         (valid, malformed or dropped alike). Both sides report the result.
         """
-        if event.topic != REPLAY_END:
+        if event.topic != Topic.REPLAY_END:
             self._drop(event, "not a replay control topic")
             return
         ident, start, sent = event.get("id"), event.get("handshake_id"), event.get("sent")
@@ -350,7 +334,7 @@ class MainLoop(Service):
                               "'sent_by_topic' {topic: integer}")
             return
         if ident in self._replay_answers:  # db_replay asked again: same answer, no new report
-            self.publish(REPLAY_COUNTED, self._replay_answers[ident])
+            self.publish(Topic.REPLAY_COUNTED, self._replay_answers[ident])
             return
         mark = self._replay_marks.pop(start, None)
         prefixes = telescope_topics(self.config, UrlKind.REPLAY)
@@ -377,7 +361,7 @@ class MainLoop(Service):
         if len(self._replay_answers) >= MAX_REPLAY_MARKS:
             self._replay_answers.pop(next(iter(self._replay_answers)))
         self._replay_answers[ident] = answer
-        self.publish(REPLAY_COUNTED, answer)
+        self.publish(Topic.REPLAY_COUNTED, answer)
 
     def _handle_allow(self, event: Event) -> None:
         allow = event.get("allow")
@@ -389,20 +373,20 @@ class MainLoop(Service):
         asked = f" ({why})" if isinstance(why, str) and why else ""
         if allow:
             reasons = []
-            if self.arming.can_fire("allow"):
-                self.publish_change(self.arming.fire("allow", f"ocd allow_hetdex start{asked}"))
+            if self.arming.can_fire(ArmingTransition.ALLOW):
+                self.publish_change(self.arming.fire(ArmingTransition.ALLOW, f"ocd allow_hetdex start{asked}"))
                 reasons.append("HETDEX shots allowed")
             else:
                 reasons.append("HETDEX shots were already allowed")
             reasons.append(self.clear_failed_shot())
             reason = "; ".join(reasons)
-        elif self.arming.can_fire("disallow"):
-            self.publish_change(self.arming.fire("disallow", f"ocd allow_hetdex stop{asked}"))
+        elif self.arming.can_fire(ArmingTransition.DISALLOW):
+            self.publish_change(self.arming.fire(ArmingTransition.DISALLOW, f"ocd allow_hetdex stop{asked}"))
             reason = "HETDEX shots not allowed; a running shot finishes"
         else:
             reason = "HETDEX shots were already not allowed"
-        self.publish(HETDEX_ALLOWED_ANSWER, {
-            "allowed": self.arming.state == "allowed", "id": ident, "reason": reason})
+        self.publish(Topic.HETDEX_ALLOWED_CHANGED, {
+            "allowed": self.arming.state == ArmingState.ALLOWED, "id": ident, "reason": reason})
 
     def clear_failed_shot(self) -> str:
         """Clear ``failed_shot`` (``allow_hetdex start``); returns what happened."""
@@ -420,7 +404,7 @@ class MainLoop(Service):
             return
         applied, message = apply_live_update(self.config, section, option, value)
         self.counters.increment("config.applied" if applied else "config.refused")
-        self.publish(CONFIG_UPDATED, {"section": section, "option": option, "value": value,
+        self.publish(Topic.CONFIG_UPDATED, {"section": section, "option": option, "value": value,
                                       "id": ident, "applied": applied, "message": message})
         if applied:
             self.on_config_updated(section, option, value)
@@ -434,16 +418,7 @@ class MainLoop(Service):
         """A valid TCS/replay event arrived (clock already advanced)."""
 
     def on_run_shot_event(self, event: Event) -> None:
-        """``ocd.run_shot.*`` from any shot runner: keep ``run_shot`` idle/running."""
-        if event.topic != RUN_SHOT_RUN:
-            return
-        status = event.get("exec_status")
-        shotid = event.get("shotid")
-        if status == 0 and self.shot.can_fire("start"):
-            self.publish_change(self.shot.fire("start", f"shot {shotid} started"))
-        elif status == 1 and self.shot.can_fire("finish"):
-            error = " with an error" if event.get("error") else ""
-            self.publish_change(self.shot.fire("finish", f"shot {shotid} finished{error}"))
+        """An ``ocd.run_shot.*`` event from any shot runner (OCD's own echo included)."""
 
     def on_config_updated(self, section: str, option: str, value: str) -> None:
         """A live update was applied to ``self.config``."""

@@ -15,6 +15,13 @@ from twisted.logger import globalLogPublisher
 
 from ocd.protocols.process import HEAD_LINES, STDERR_TAIL, TAIL_LINES, ProcessFailed, run_process
 
+
+def _reactor():
+    from twisted.internet import reactor  # pytest-twisted installed it
+
+    return reactor
+
+
 pytestmark = pytest.mark.integration
 
 PY = sys.executable
@@ -45,7 +52,7 @@ def child_lines():
 
 @pytest_twisted.inlineCallbacks
 def test_a_flood_of_output_logs_head_and_tail_and_counts_the_rest(child_lines):
-    result = yield run_process([PY, "-c", FLOOD, "0"], name="flood", timeout=60)
+    result = yield run_process([PY, "-c", FLOOD, "0"], name="flood", timeout=60, reactor=_reactor())
     stdout_lines, stderr_lines = 200_001, 3000
     assert result.unlogged_lines == stdout_lines - HEAD_LINES + stderr_lines - HEAD_LINES
     lines = [e for e in child_lines if "line" in e]
@@ -66,7 +73,7 @@ def test_a_flood_of_output_logs_head_and_tail_and_counts_the_rest(child_lines):
 @pytest_twisted.inlineCallbacks
 def test_a_failed_flooding_child_still_names_its_last_stderr_lines(child_lines):
     with pytest.raises(ProcessFailed) as info:
-        yield run_process([PY, "-c", FLOOD, "3"], name="flood", timeout=60)
+        yield run_process([PY, "-c", FLOOD, "3"], name="flood", timeout=60, reactor=_reactor())
     message = str(info.value)
     assert "exit status 3" in message
     assert "warning 2999" in message and f"warning {2999 - STDERR_TAIL}" not in message

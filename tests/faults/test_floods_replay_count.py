@@ -19,7 +19,8 @@ from bus_helpers import make_config, wait_until
 from ocd.cli import build_parser
 from ocd.config import Config
 from ocd.core.events import MalformedEvent, UrlKind, make_payload, parse_frames
-from ocd.services.main_loop import REPLAY_COUNTED, MainLoop
+from ocd.core.topics import Topic
+from ocd.services.main_loop import MainLoop
 from ocd.services.replay import ReplayDatabase
 from ocd.sim.night import generate_night
 
@@ -59,7 +60,7 @@ def test_the_main_loop_counts_since_the_handshake_and_names_the_loss():
                     dewpoint=-10))
     feed(loop, frames("ocd.replay.end", id="end1", handshake_id="hello", sent=117,
                       sent_by_topic=sent))
-    answer = [dict(e.payload) for e in heard if e.topic == REPLAY_COUNTED]
+    answer = [dict(e.payload) for e in heard if e.topic == Topic.REPLAY_COUNTED]
     assert len(answer) == 1
     assert answer[0]["expected"] == 110  # tcs.nosuch.thing is not subscribed: never arrives
     assert answer[0]["counted"] == 99
@@ -75,7 +76,7 @@ def test_an_unknown_start_is_said_not_guessed():
     heard: list = []
     loop.listeners.append(heard.append)
     feed(loop, frames("ocd.replay.end", id="e", handshake_id="never-seen", sent=5))
-    answer = [dict(e.payload) for e in heard if e.topic == REPLAY_COUNTED]
+    answer = [dict(e.payload) for e in heard if e.topic == Topic.REPLAY_COUNTED]
     assert answer[0]["counted"] is None and answer[0]["lost"] is None
 
 
