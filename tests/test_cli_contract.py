@@ -17,7 +17,7 @@ import pytest
 from ocd import __version__
 from ocd.cli import build_parser, main, overrides_from_args, subcommand_parser
 from ocd.config import Config
-from seed_usage import KNOWN, SEED, expected_options, expected_usage
+from seed_usage import KNOWN, OWN, SEED, expected_options, expected_usage
 
 PATHS = sorted(SEED, key=len)
 IDS = [" ".join(p) or "ocd" for p in PATHS]
@@ -252,18 +252,30 @@ def test_run_ocd_page_shows_every_subcommand_from_the_parser():
     assert "usage: ocd" not in text
 
 
-def test_subcommands_beyond_the_seed_are_the_listed_ones():
-    """Our own subcommands follow the seed's, are listed, and shown on the page."""
+OWN_PATHS = sorted(OWN)
+
+
+@pytest.mark.parametrize("path", OWN_PATHS, ids=[" ".join(p) for p in OWN_PATHS])
+def test_our_own_subcommands_keep_their_contract(path):
+    """Usage, options, defaults and override groups of ``OWN`` (not on the seed page)."""
+    parser = subcommand_parser(path)
+    command = OWN[path]
+    assert _usage(parser) == _squash(command.usage)
+    real = {tuple(a.option_strings): (_args(parser, a), str(a.default)) for a in _optionals(parser)}
+    assert real == {o.flags: (o.args, o.default) for o in command.options}
+    titles = [g.title for g in parser._action_groups if TITLE.match(g.title or "")]
+    assert titles == list(command.groups)
+    by_flags = {tuple(a.option_strings): a for a in _optionals(parser)}
+    for opt in command.options:
+        target = getattr(by_flags[opt.flags], "ocd_override", None)
+        assert target == (None if opt.section is None else (opt.section, opt.config_option))
+
+
+def test_our_own_subcommands_are_in_the_docs_and_their_differences():
     from pathlib import Path
 
-    from seed_usage import ADDED_COMMANDS
-
-    names = list(_subparsers(build_parser()).choices)
-    seed = list(SEED[()].subcommands)
-    assert names == seed + list(ADDED_COMMANDS)
     text = (Path(__file__).resolve().parent.parent / "docs" / "run_ocd.rst").read_text()
-    for name, usage in ADDED_COMMANDS.items():
-        assert f".. ocd-usage:: {name}" in text
-        if usage is not None:
-            assert " ".join(subcommand_parser([name]).format_usage().split()) == usage
-    assert "``ocd keys" in text and "``[security]``" in text
+    differences = text.split("Differences from the original page", 1)[1]
+    for path in OWN:
+        assert f".. ocd-usage:: {' '.join(path)}" in text
+        assert f"ocd {' '.join(path)}" in differences
