@@ -21,11 +21,8 @@ from ocd.config import Config
 from ocd.core.scheduler import Scheduler
 from ocd.core.shots import TRACK_NAMES, Shot
 from ocd.core.state import TelescopeState
-from ocd.core.topics import BLOCKERS, Blocker, Verdict
+from ocd.core.topics import BLOCKERS, STAND_INS, Blocker, Verdict
 
-#: Not a blocker: the loud note in ``details`` when a shot would run through
-#: OCD's own stand-ins (ocd.services.programs).
-STAND_INS = "stand_ins"
 
 
 @dataclass(frozen=True)
