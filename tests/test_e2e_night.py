@@ -18,8 +18,8 @@ processes), so three or so in the slice. A shot's wall time does not scale
 with the replay: under load it takes 6 s or more, 3.3 replayed hours at
 2000, and only one shot would fit. Tests that count two shots therefore
 replay at the speed-up :mod:`pace` computes from a stand-in start measured
-right before the replay (2000 when the machine is idle). Tests that only
-need the first shot stop the replay early. Every wait ends on the event it
+right before the replay (2000 when the machine is idle). Tests stop the replay
+once they have seen enough. Every wait ends on the event it
 waits for; its deadline only guards against a hang.
 
 The orchestrator's logic scenarios (a disarm during a shot, a failing
@@ -396,9 +396,13 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ni
     run = night()
     run.allow("start")
     run.pace_for_two_shots()
-    run.replay()
-    run.allow("stop")  # the replay is over: no new shot between "idle" and the checks
+    replay = run.replay(wait=False)
+    finished = lambda: [e for e in run.runs() if e["exec_status"] == 1]  # noqa: E731
+    assert run.watcher.wait_for(lambda: len(finished()) >= 2, timeout=run.replay_seconds()), \
+        f"expected at least two shots in the slice at speed-up {run.speedup:g}\n" + run.ocd_log()
+    run.allow("stop")  # no new shot between "idle" and the checks
     run.wait_idle()
+    run.stop_replay(replay)
     runs = run.runs()
     pairs = pairs_in_order(runs)
     assert len(pairs) >= 2, (f"expected at least two shots in the slice at speed-up "
