@@ -48,7 +48,9 @@ import zmq
 from ocd.sim.standin import read_calls
 from pace import replay_speedup
 
-pytestmark = pytest.mark.integration
+# A hang guard above the suite's 120 s: the first test generates the night
+# (tens of seconds under load).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parent.parent
 SPEEDUP = 2000

@@ -23,7 +23,9 @@ import pytest_twisted
 from ocd.sim.standin import read_calls
 from pace import replay_speedup
 
-pytestmark = pytest.mark.integration
+# A hang guard above the suite's 120 s: generating the night alone takes
+# tens of seconds under load.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SPEEDUP = 2000
 HOURS = 4
