@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from ocd.config import Config
-from ocd.decide import BLOCKERS, DecisionInputs, DecisionSettings, decide
-from ocd.events import UrlKind, event_from_payload, make_payload
-from ocd.scheduler import Scheduler
-from ocd.shots import WEST, Shot
-from ocd.state import TelescopeState, fold
+from ocd.core.decide import BLOCKERS, DecisionInputs, DecisionSettings, decide
+from ocd.core.events import UrlKind, event_from_payload, make_payload
+from ocd.core.scheduler import Scheduler
+from ocd.core.shots import WEST, Shot
+from ocd.core.state import TelescopeState, fold
 
 from astropy.time import Time  # noqa: E402
 
@@ -196,10 +196,10 @@ def test_settings_from_the_master_configuration():
 
 def test_metrology_is_windowed_on_the_tcs_time_when_the_clock_is_pinned():
     """mock_time (or the system clock) must not leave live samples outside the window."""
-    from ocd.decide import DecisionInputs, DecisionSettings, decide
-    from ocd.events import UrlKind, event_from_payload, make_payload
-    from ocd.scheduler import Scheduler
-    from ocd.state import TelescopeState, fold
+    from ocd.core.decide import DecisionInputs, DecisionSettings, decide
+    from ocd.core.events import UrlKind, event_from_payload, make_payload
+    from ocd.core.scheduler import Scheduler
+    from ocd.core.state import TelescopeState, fold
 
     pinned = 1740031200.0
     live = pinned + 3600.0  # the TCS an hour after the pinned clock

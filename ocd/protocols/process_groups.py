@@ -1,7 +1,7 @@
 """Process groups left behind by a crash of OCD, and how to end them safely.
 
-Every child of a shot runs in its own process group (:mod:`ocd.protocols.process`
-or ``ocd.process``), and before each one starts the shot runner records its
+Every child of a shot runs in its own process group (:mod:`ocd.protocols.process`),
+and before each one starts the shot runner records its
 group id in ``[shots] state_db``. When OCD dies during a shot (SIGKILL, power
 of the machine, a bug) that group may still be exposing: the next ``ocd
 run`` must end it before it starts anything, and must be sure the group is

@@ -34,7 +34,7 @@ REFUSED = [
 def ocd(free_url):
     from twisted.internet import reactor
 
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     config = make_config(free_url)
     service = makeService(config, reactor)

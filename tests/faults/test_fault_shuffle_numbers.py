@@ -16,8 +16,8 @@ import pytest_twisted
 
 from conftest import REPO
 from ocd.config import Config
-from ocd.process import ProcessRunner
-from ocd.run_shot import ShotRequest, ShotRunner
+from ocd.protocols.process import ProcessRunner
+from ocd.services.shot_runner import ShotRequest, ShotRunner
 from ocd.sim.shuffle_files import write_shuffle_files
 from ocd.sim.standin import read_calls
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from conftest import REPO
-from ocd.shots import ShotListError, parse_shot_text
+from ocd.core.shots import ShotListError, parse_shot_text
 
 GOOD = ("DEX00001 12.401733 56.1464 2 1 1 -1 89 HET18-2-100 HS0015_E 000 10:55:31.00 "
         "+51:07:40.44 2000 0.0 0.0 2000")
