@@ -33,6 +33,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+from ocd.core.shot_tracker import MAX_EXPTIME
+
 T = TypeVar("T")
 
 MASTER_NAME = "ocd.cfg"
@@ -449,9 +451,9 @@ def _positive(getter: Callable[[Config, str, str], float]) -> Callable[[Config, 
     return check
 
 
-#: The longest exposure ``[run_shot] exptimes`` accepts (one day): beyond it a
-#: value is a typo or an attack (``1e300``), and deadlines built on it overflow.
-MAX_EXPTIME = 86400.0
+# MAX_EXPTIME (one day) bounds ``[run_shot] exptimes``: beyond it a value is a
+# typo or an attack (``1e300``), and deadlines built on it overflow. The same
+# bound holds for the exposure times of a START (ocd.core.shot_tracker).
 
 
 def _exptimes(config: Config, section: str, option: str) -> list[float]:

@@ -18,6 +18,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.logs import start_logging
     from ocd.protocols.zmq import BindError
     from ocd.app import makeService
+    from ocd.services.shot_store import StateDbError
 
     try:
         service = makeService(config)
@@ -29,7 +30,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
 
     try:
         service.startService()
-    except BindError as exc:
+    except (BindError, StateDbError) as exc:
         print(f"ocd run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

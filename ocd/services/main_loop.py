@@ -219,6 +219,14 @@ class MainLoop(Service):
             return
         why = event.get("reason")
         asked = f" ({why})" if isinstance(why, str) and why else ""
+        refusal = self.allow_refusal() if allow else None
+        if refusal is not None:
+            self.counters.increment("allow.refused")
+            self.log.warn("ocd allow_hetdex start refused: {refusal}", refusal=refusal)
+            self.publish(HETDEX_ALLOWED_ANSWER, {
+                "allowed": self.arming.state == "allowed", "id": ident,
+                "reason": f"refused: {refusal}"})
+            return
         if allow:
             reasons = []
             if self.arming.can_fire("allow"):
@@ -235,6 +243,10 @@ class MainLoop(Service):
             reason = "HETDEX shots were already not allowed"
         self.publish(HETDEX_ALLOWED_ANSWER, {
             "allowed": self.arming.state == "allowed", "id": ident, "reason": reason})
+
+    def allow_refusal(self) -> str | None:
+        """Why shots may not be allowed now (None: they may); the orchestrator extends it."""
+        return None
 
     def clear_failed_shot(self) -> str:
         """Clear ``failed_shot`` (``allow_hetdex start``); returns what happened."""

@@ -37,6 +37,7 @@ from twisted.logger import Logger
 
 from ocd.config import Config
 from ocd.protocols.process import ProcessRunner, RunningProcess
+from ocd.protocols.process_groups import GroupIdentity
 from ocd.core.shuffle import TRACK_NAMES, read_shuffle, setup_commands, shuffle_path
 from ocd.core.shuffle import syscmd_switch
 
@@ -404,7 +405,14 @@ class ShotRunner:
         if self.store is None:
             return
         try:
-            self.store.record_running(request.shotid, request.obs_number, step, pgid)
+            if pgid is None:
+                self.store.record_running(request.shotid, request.obs_number, step)
+            else:
+                # Leader start time and boot id: a restart signals this group
+                # only if it is still this one (crash recovery).
+                group = GroupIdentity.of_leader(pgid)
+                self.store.record_running(request.shotid, request.obs_number, step, pgid,
+                                          pgid_start=group.start_time, boot_id=group.boot_id)
         except Exception:
             log.failure("cannot record the running shot {shotid}", shotid=request.shotid)
 
