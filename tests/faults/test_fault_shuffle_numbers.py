@@ -14,7 +14,7 @@ import sys
 import pytest
 import pytest_twisted
 
-from conftest import REPO
+from faults_helpers import REPO
 from ocd.config import Config
 from ocd.protocols.process import ProcessRunner
 from ocd.services.shot_runner import ShotRequest, ShotRunner

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from faults_helpers import REPO
 from ocd.core.shots import ShotListError, parse_shot_text
 
 GOOD = ("DEX00001 12.401733 56.1464 2 1 1 -1 89 HET18-2-100 HS0015_E 000 10:55:31.00 "
