@@ -76,6 +76,24 @@ def _problem(exc: BaseException) -> str:
     return text
 
 
+def _why_not_writable(path: str) -> str | None:
+    """"read-only ..." when the file or its folder cannot be written, else None.
+
+    SQLite says only "unable to open database file" for a WAL database on a
+    read-only file system; this says which.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"read-only: the file system of {folder} is mounted read-only"
+    except OSError:
+        return None
+    for target in (path, folder):
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            return f"read-only: no permission to write {target}"
+    return None
+
+
 class ShotStore:
     """Remaining ``n_obs`` per shot and the running-shot record, in SQLite.
 
@@ -124,7 +142,7 @@ class ShotStore:
         except (sqlite3.Error, OSError) as exc:
             if db is not None:
                 db.close()
-            raise StateDbError(path, _problem(exc)) from None
+            raise StateDbError(path, _why_not_writable(path) or _problem(exc)) from None
         return db
 
     @staticmethod
