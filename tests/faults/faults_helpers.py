@@ -14,6 +14,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 
 
 class TinyFs:
@@ -47,6 +49,20 @@ def mount_tmpfs(path: Path, size: str) -> bool:
     run = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs",
                           str(path)], capture_output=True, text=True)
     return run.returncode == 0
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 256 KiB tmpfs under ``tmp_path`` (or a plain folder: ``real`` False)."""
+    path = tmp_path / f"tiny-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    real = mount_tmpfs(path, "256k")
+    if not real:
+        print("tiny_fs: cannot mount a tmpfs here; the test fakes a full disk at the "
+              "sqlite3 layer instead")
+    yield TinyFs(path, real)
+    if real:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 class DiskFull:

@@ -25,7 +25,7 @@ import pytest_twisted
 
 from bus_helpers import make_config, wait_until
 from faults_helpers import REPO
-from faults_helpers import arm, good_sky, make_disk_full, run_shot_event
+from faults_helpers import arm, good_sky, make_disk_full, run_shot_event, tiny_fs  # noqa: F401 (fixture)
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 from ocd.sim.shuffle_files import write_shuffle_files
 
