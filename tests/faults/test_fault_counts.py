@@ -123,10 +123,11 @@ def test_a_count_that_cannot_be_written_fails_the_shot(tmp_path, free_url, stand
         # In memory the count went down; on disk it could not.
         assert {s.shotid: s.n_obs for s in loop.scheduler.shots}[shotid] == 2
         sent = alerts(tmp_path)
-        failed = [a for a in sent if "failed" in a and shotid in a]
+        failed = [a for a in sent if a.startswith(f"OCD: shot {shotid}")]
         assert failed, sent
+        assert "remaining count could not be written" in failed[0], failed[0]
         assert str(state_db) in failed[0] and "disk full" in failed[0], failed[0]
-        assert "remaining count could not be written" in failed[0]
+        assert any(a.startswith("OCD disarmed itself") for a in sent), sent
     finally:
         yield service.stopService()
     if tiny_fs.real:
