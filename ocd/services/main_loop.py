@@ -127,8 +127,9 @@ class MainLoop(Service):
         publisher = self.publishers.get(channel)
         if publisher is None:
             self.counters.increment("publish.no_socket")
-        else:
-            publisher.publish(event)
+        elif not publisher.publish(event):
+            # the PUB is full (XPUB_NODROP): the event is lost; the bus warns
+            self.counters.increment(f"dropped.publish.{channel}")
         self.counters.increment(f"published.{topic}")
         quiet = topic in (STATES_STATE, HEARTBEAT_REPLY)
         (self.log.debug if quiet else self.log.info)(
@@ -324,9 +325,9 @@ class ControlChannels(Service):
 
     def startService(self) -> None:
         try:
-            main = self.bus.publisher([self.main_loop_url])
+            main = self.bus.publisher([self.main_loop_url], channel="main_loop")
             self._sockets.append(main)
-            shots = self.bus.publisher([self.run_shot_url])
+            shots = self.bus.publisher([self.run_shot_url], channel="run_shot")
             self._sockets.append(shots)
             for kind, urls in self.control_urls.items():
                 if urls:
