@@ -7,7 +7,6 @@ set, which ``twisted.logger.eventsFromJSONLogFile`` reads back.
 
 from __future__ import annotations
 
-import io
 import sys
 from typing import IO
 
@@ -17,11 +16,11 @@ from twisted.logger import (
     LogLevel,
     LogLevelFilterPredicate,
     globalLogBeginner,
-    jsonFileLogObserver,
     textFileLogObserver,
 )
 
 from ocd.config import Config
+from ocd.json_log import JsonLogFile
 
 _started = False
 
@@ -46,10 +45,10 @@ def observers_for(
     path = config.get_path("general", "json_log")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        json_file = io.open(path, "a", encoding="utf-8")
+        json_file = JsonLogFile(path)  # never raises on a full disk (ocd.json_log)
         if opened is not None:
             opened.append(json_file)
-        observers.append(jsonFileLogObserver(json_file))
+        observers.append(json_file)
     return observers
 
 

@@ -45,6 +45,7 @@ def test_blocker_time_shots_and_a_clock_that_went_back():
 
 def test_a_lost_shot_is_reported_failed():
     records = [run(T, 0), {"topic": "ocd.states.change", "data_time": T + 2000,
-                           "machine_name": "run_shot", "msg": "lost"}]
+                           "machine_name": "run_shot", "transition": "lost",
+                           "msg": "lost"}]
     [shot] = build_report(records).shots
     assert shot.status == "failed" and shot.message == "lost" and shot.end == T + 2000

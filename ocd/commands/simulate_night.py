@@ -41,7 +41,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react
     from ocd.logs import start_logging
     from ocd.sim.cache import cache_dir
     from ocd.sim.simulate import describe, prepare, run_night
@@ -59,15 +59,10 @@ def main(args: argparse.Namespace, config: Config) -> int:
                           ("general", "json_log", config.get_str("general", "json_log"))])
     start_logging(plan.config)
     progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
-    result: dict[str, Any] = {}
 
-    def work(reactor: Any) -> Any:
-        d = run_night(plan, reactor, sys.stdout, progress, narrate=not args.verbose)
-        return d.addCallback(lambda report: result.setdefault("report", report) and 0)
+    def described(report: Any) -> int:
+        print(describe(plan, report))
+        return 0 if report.succeeded else 1
 
-    code = run_on_reactor(work)
-    report = result.get("report")
-    if report is None:
-        return code or 1
-    print(describe(plan, report))
-    return 0 if report.succeeded else 1
+    return react(lambda reactor: run_night(plan, reactor, sys.stdout, progress,
+                                           narrate=not args.verbose).addCallback(described))

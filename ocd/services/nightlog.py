@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ocd.core.events import Event
+from ocd.core.topics import ExecStatus, MachineName, ShotTransition, Topic
 
-DECISION = "ocd.decision.made"
-SHOT_RUN = "ocd.run_shot.run"
-STATES_CHANGE = "ocd.states.change"
-KEPT = (DECISION, SHOT_RUN, STATES_CHANGE)
+KEPT = (Topic.DECISION_MADE, Topic.RUN_SHOT_RUN, Topic.STATES_CHANGE)
 #: The blocker that means "busy observing": reported apart, not as time lost.
 OBSERVING = "shot_running"
 
@@ -130,7 +128,7 @@ def build_report(records: list[dict[str, Any]]) -> NightReport:
     changes = []
     for record in records:
         topic = record["topic"]
-        if topic == DECISION:
+        if topic == Topic.DECISION_MADE:
             decisions += 1
             now = float(record.get("now", record["data_time"]))
             if previous is not None and now < previous["now"]:
@@ -145,14 +143,14 @@ def build_report(records: list[dict[str, Any]]) -> NightReport:
                 for name in previous["blockers"]:
                     lost[name] = lost.get(name, 0.0) + now - previous["now"]
             previous = {"now": now, "blockers": list(record.get("blockers") or [])}
-        elif topic == SHOT_RUN:
+        elif topic == Topic.RUN_SHOT_RUN:
             key = (record.get("shotid"), record.get("obs_number"))
-            if record.get("exec_status") == 0:
+            if record.get("exec_status") == ExecStatus.START:
                 shot = ShotRecord(str(record.get("shotid")), record.get("obs_number"),
                                   record["data_time"])
                 shots.append(shot)
                 open_shots[key] = shot
-            elif record.get("exec_status") == 1:
+            elif record.get("exec_status") == ExecStatus.FINISH:
                 shot = open_shots.pop(key, None)
                 if shot is None:
                     shot = ShotRecord(str(record.get("shotid")), record.get("obs_number"),
@@ -162,9 +160,10 @@ def build_report(records: list[dict[str, Any]]) -> NightReport:
                 shot.error = bool(record.get("error"))
                 if shot.error:
                     shot.message = str(record.get("exc_value") or "")[:120]
-        elif topic == STATES_CHANGE:
+        elif topic == Topic.STATES_CHANGE:
             changes.append(record)
-            if record.get("machine_name") == "run_shot" and record.get("msg") == "lost":
+            if (record.get("machine_name") == MachineName.RUN_SHOT
+                    and record.get("transition") == ShotTransition.LOST):
                 for shot in open_shots.values():
                     shot.end, shot.error, shot.message = record["data_time"], True, "lost"
                 open_shots.clear()
