@@ -55,9 +55,11 @@ def test_shuffle_coordinates_that_are_not_numbers_fail_the_shot(
                                        "--exptime {seconds} --obsnum {obs_number}"),
         ("paths", "shuffle_shot", str(tmp_path / "shuffle")),
     ])
+    from twisted.internet import reactor
+
     events: list[tuple[str, dict]] = []
     runner = ShotRunner(config, lambda topic, fields: events.append((topic, fields)),
-                        ProcessRunner(kill_grace=0.3))
+                        ProcessRunner(reactor, kill_grace=0.3), reactor)
     outcome = yield runner.run(ShotRequest(
         shotid="DEX00001", obs_number=7, ra=12.401733, dec=56.1464, azimuth=97.5, track=0,
         exptimes=(1.0, 1.0, 1.0), metadata={"QIFU": "000"}, forced_az=-1))
