@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from ocd.core.alerts import AlertLimiter, AlertTracker, disarm_message, failed_shot_message
 from ocd.config import Config
 from ocd.core.decide import Decision, DecisionInputs, DecisionSettings, decide
-from ocd.core.events import Event, MalformedEvent
+from ocd.core.events import Event
 from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.protocols.process import ProcessRunner
 from ocd.protocols.process_groups import GroupIdentity, check_ours, end_group
@@ -40,7 +40,7 @@ from ocd.services.programs import Program, missing_detail, resolve_programs, sta
 from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
 from ocd.core.scheduler import Scheduler
 from ocd.services.main_loop import MainLoop
-from ocd.core.shot_tracker import ShotTracker, invalid_shot_event
+from ocd.core.shot_tracker import ShotTracker
 from ocd.core.shots import Shot, ShotListError, parse_shot_file
 from ocd.services.shot_store import ShotStore, StateDbError
 from ocd.core.site import HET_ELEVATION, HET_LATITUDE
@@ -340,17 +340,13 @@ class Orchestrator(MainLoop):
         its outcome arrives through its Deferred. Another runner's shot is
         tracked from any START (``run``, ``setup_telescope``, ``exp_hetdex``:
         a lost ``run`` START must not hide it) to the FINISH of ``run``.
-        A START with invalid shot fields is malformed; a FINISH that matches
-        no START OCD saw changes nothing (events.md 3.4).
+        A FINISH that matches no START OCD saw changes nothing (events.md 3.4).
         """
         if not event.topic.startswith(RUN_SHOT_PREFIX):
             return
         status = event.get("exec_status")
-        invalid = invalid_shot_event(event.payload, start=status == ExecStatus.START)
-        if invalid is not None:
-            self.on_malformed(MalformedEvent("invalid_shot", f"{event.topic}: {invalid}"),
-                              event.url or "?")
-            return
+        # Invalid shot fields never get here: they are malformed at parse
+        # (ocd.core.events.check_shot_fields).
         key = (event.get("shotid"), event.get("obs_number"))
         if key in self._own_keys:
             return

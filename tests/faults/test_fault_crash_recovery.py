@@ -211,6 +211,10 @@ def test_sigkill_during_an_exposure_then_restart_ends_the_dither_that_ignores_te
         while time.monotonic() < deadline and group_members(dither):
             time.sleep(0.1)
         assert group_members(dither) == [], "the dither ignored TERM and was never killed"
+        deadline = time.monotonic() + 10  # OCD looks again every 50 ms, then logs
+        while time.monotonic() < deadline and "none of its processes is left" not in \
+                log.read_text():
+            time.sleep(0.05)
         text = log.read_text()
         assert "sending TERM" in text and "sending KILL" in text
         assert "none of its processes is left" in text
