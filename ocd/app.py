@@ -11,7 +11,9 @@ does not survive a fork, so sockets and pools open in ``startService``.
      ├─ ObsnumPool "obsnum"         observation numbers (adbapi)
      ├─ TelescopeSubscriber "subscriber"   event_urls (TCS) or ocd_db_replay
      ├─ Orchestrator "main_loop"    handles every event, decides, runs shots
-     └─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+     ├─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+     └─ status web service "status" /, /status, /healthz, /metrics on [status] endpoint
+                                    (absent when the endpoint is empty)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ocd.protocols.zmq import Bus
 from ocd.services.main_loop import ControlChannels, OcdService, TelescopeSubscriber
 from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
+from ocd.services.status import status_service
 
 
 def makeService(config: Config, reactor: IReactorCore) -> MultiService:
@@ -52,4 +55,7 @@ def makeService(config: Config, reactor: IReactorCore) -> MultiService:
     timer.setName("timer")
     timer.clock = reactor
     timer.setServiceParent(root)
+    status = status_service(config, main_loop, reactor)
+    if status is not None:
+        status.setServiceParent(root)
     return root

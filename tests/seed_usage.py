@@ -252,3 +252,21 @@ def expected_usage(path: tuple[str, ...]) -> str:
 def expected_options(path: tuple[str, ...]) -> tuple[Opt, ...]:
     return SEED[path].options + (ADDED[path][1] if path in ADDED else ())
 
+
+#: Subcommands of our own, beyond the seed page (docs/run_ocd.rst lists them
+#: under "Commands of our own" and in its differences). Same contract as the
+#: seed's: their usage and options only change on purpose.
+OWN: dict[tuple[str, ...], Command] = {
+    # issue 11: what the running OCD does, from a terminal (exit 0/1/3).
+    ("status",): Command(
+        usage="usage: ocd status [-h] [--config [CONFIG]] [-t TIMEOUT] [--json] [-e ENDPOINT]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-t", "--timeout"), "TIMEOUT", default="5"),
+            Opt(("--json",), default="False"),
+            Opt(("-e", "--endpoint"), "ENDPOINT", section="status"),
+        ),
+        groups=(_title("status"),),
+    ),
+}

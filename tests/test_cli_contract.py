@@ -17,7 +17,7 @@ import pytest
 from ocd import __version__
 from ocd.cli import build_parser, main, overrides_from_args, subcommand_parser
 from ocd.config import Config
-from seed_usage import KNOWN, SEED, expected_options, expected_usage
+from seed_usage import KNOWN, OWN, SEED, expected_options, expected_usage
 
 PATHS = sorted(SEED, key=len)
 IDS = [" ".join(p) or "ocd" for p in PATHS]
@@ -250,3 +250,32 @@ def test_run_ocd_page_shows_every_subcommand_from_the_parser():
         if path and path != ("config",):
             assert " ".join(path) in shown
     assert "usage: ocd" not in text
+
+
+OWN_PATHS = sorted(OWN)
+
+
+@pytest.mark.parametrize("path", OWN_PATHS, ids=[" ".join(p) for p in OWN_PATHS])
+def test_our_own_subcommands_keep_their_contract(path):
+    """Usage, options, defaults and override groups of ``OWN`` (not on the seed page)."""
+    parser = subcommand_parser(path)
+    command = OWN[path]
+    assert _usage(parser) == _squash(command.usage)
+    real = {tuple(a.option_strings): (_args(parser, a), str(a.default)) for a in _optionals(parser)}
+    assert real == {o.flags: (o.args, o.default) for o in command.options}
+    titles = [g.title for g in parser._action_groups if TITLE.match(g.title or "")]
+    assert titles == list(command.groups)
+    by_flags = {tuple(a.option_strings): a for a in _optionals(parser)}
+    for opt in command.options:
+        target = getattr(by_flags[opt.flags], "ocd_override", None)
+        assert target == (None if opt.section is None else (opt.section, opt.config_option))
+
+
+def test_our_own_subcommands_are_in_the_docs_and_their_differences():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "run_ocd.rst").read_text()
+    differences = text.split("Differences from the original page", 1)[1]
+    for path in OWN:
+        assert f".. ocd-usage:: {' '.join(path)}" in text
+        assert f"ocd {' '.join(path)}" in differences

@@ -191,6 +191,8 @@ class ShotRunner:
         self.reactor = reactor
         self.store = store
         self.running: ShotRequest | None = None
+        #: The running shot's current step (``exp_hetdex 2``), for the status page.
+        self.step: str | None = None
         self._stopping = False
         self._child: RunningProcess | None = None
         self._waiting: defer.Deferred | None = None
@@ -211,6 +213,7 @@ class ShotRunner:
 
         def finished(outcome: ShotOutcome) -> ShotOutcome:
             self.running = None
+            self.step = None
             done, self._done = self._done, None
             if done is not None:
                 done.callback(outcome)
@@ -404,6 +407,7 @@ class ShotRunner:
         crash of OCD, so it does not start; a later step that cannot be
         written is logged and the shot goes on.
         """
+        self.step = step
         if self.store is None:
             return
         try:
