@@ -307,7 +307,7 @@ class Orchestrator(MainLoop):
                or monotonic - self._last_report >= self.settings.report_interval)
         self.last_decision = decision
         if changed:
-            self.log.info("{summary}", summary=decision.summary(), ocd_event="decision",
+            self.log.debug("{summary}", summary=decision.summary(), ocd_event="decision",
                           blockers=list(decision.blockers))
         if changed or due:
             self._last_report = monotonic
@@ -377,7 +377,7 @@ class Orchestrator(MainLoop):
         self.own_shot = request
         self.shots.start(key, self.reactor.seconds(),
                          float(sum(request.exptimes)) + self.settings.shot_grace, own=True)
-        self.log.info("starting shot {shotid} (observation {obs}) on the {track} track",
+        self.log.debug("starting shot {shotid} (observation {obs}) on the {track} track",
                       shotid=shot.shotid, obs=obs_number, track=request.track_name)
         assert self.runner is not None
         d = self.runner.run(request).addCallback(self._shot_done)

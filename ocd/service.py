@@ -131,8 +131,8 @@ class MainLoop(Service):
         else:
             publisher.publish(event)
         self.counters.increment(f"published.{topic}")
-        quiet = topic in (STATES_STATE, HEARTBEAT_REPLY)
-        (self.log.debug if quiet else self.log.info)(
+        # Raw events are for debugging: the Narrator tells a person what changed.
+        self.log.debug(
             "publish {topic} {fields}", topic=topic, fields=dict(fields), ocd_event="publish",
             data_time=event.data_time, wire_time=event.wire_time,
         )
@@ -417,6 +417,7 @@ def makeService(config: Config, reactor: Any = None) -> MultiService:
     (ending a running shot) stops before the subscriber, the observation
     number pool and the control channels whose sockets carry its FINISH.
     """
+    from ocd.narration import Narrator
     from ocd.obsnum import ObsnumPool
     from ocd.orchestrator import Orchestrator
 
@@ -424,6 +425,7 @@ def makeService(config: Config, reactor: Any = None) -> MultiService:
     obsnum = ObsnumPool(config, reactor)
     obsnum.setName("obsnum")
     main_loop = Orchestrator(config, reactor, obsnum=obsnum)
+    main_loop.listeners.append(Narrator())
     root = OcdService(bus, main_loop)
     ControlChannels(config, bus, main_loop).setServiceParent(root)
     obsnum.setServiceParent(root)

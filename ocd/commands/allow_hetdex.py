@@ -22,6 +22,18 @@ REQUEST = "ocd.states.hetdex_allowed"
 ANSWER = "ocd.states.hetdex_allowed_changed"
 
 
+def requester() -> str:
+    """Who asks, for the night log and the console: ``user@host``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (a bare container)
+        user = "?"
+    return f"{user}@{socket.gethostname()}"
+
+
 @inlineCallbacks
 def allow(config: Config, action: str, attempts: int, interval: float, reactor: Any,
           out: Any = None) -> Deferred:
@@ -30,7 +42,7 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
     want = action == "start"
     bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
     answer = yield request_main_loop(
-        config, bind_url, REQUEST, {"allow": want, "reason": f"ocd allow_hetdex {action}"},
+        config, bind_url, REQUEST, {"allow": want, "reason": f"asked by {requester()}"},
         ANSWER, attempts, interval, reactor, out, "ocd allow_hetdex", "request")
     if answer is None:
         return EXIT_UNREACHABLE

@@ -177,7 +177,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     except UsageError as exc:
         _say(sys.stderr, str(exc))
         return EXIT_USAGE
-    start_logging(config)
+    start_logging(config, program="run_shot")
     state: dict[str, Any] = {"code": EXIT_FAILED, "runner": None, "work": None}
 
     def on_shutdown() -> Any:

@@ -57,7 +57,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
                    extra=[("general", "log_level",
                            config.get_str("general", "log_level") if args.verbose else "warn"),
                           ("general", "json_log", config.get_str("general", "json_log"))])
-    start_logging(plan.config)
+    start_logging(plan.config, program="simulate_night")
     progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
     result: dict[str, Any] = {}
 
