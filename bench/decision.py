@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/decision.py [--n 100]`` (MariaDB on
 and dropped). About 20 s.
 
 In one process, on the real reactor: the service tree of ``ocd run``
-(``ocd.service.makeService``) with observation numbers on MariaDB, a
+(``ocd.app.makeService``) with observation numbers on MariaDB, a
 shot list of one shot that crosses the HET elevation at a dark time T, and
 the stand-in ``syscmd`` as ``[run_shot] syscmd_command``. A raw pyzmq PUB
 bound on the TCS URL plays the telescope: heartbeat, good weather, good
@@ -143,8 +143,8 @@ def run(n: int, workdir: Path, database: str) -> int:
     result: dict[str, Any] = {}
 
     async def bench(reactor: Any) -> None:
-        from ocd.process import ProcessRunner
-        from ocd.service import makeService
+        from ocd.protocols.process import ProcessRunner
+        from ocd.app import makeService
 
         from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
                                     globalLogBeginner, textFileLogObserver)

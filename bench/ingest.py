@@ -112,7 +112,7 @@ def ocd_rate(count: int):
     from twisted.internet.defer import Deferred
 
     from ocd.config import Config
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     url = free_url()
     config = Config.load(None, overrides=[

@@ -38,8 +38,8 @@ def main() -> int:
 
     from twisted.internet import defer, reactor, task
 
-    from ocd.obsnum import ObsnumPool
-    from ocd.process import ProcessRunner
+    from ocd.services.obsnum import ObsnumPool
+    from ocd.protocols.process import ProcessRunner
 
     async def time_reserve(config: Config, name: str) -> None:
         pool = ObsnumPool(config)

@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 
 import zmq  # noqa: E402
 
-from ocd.replay import ReplayDatabase  # noqa: E402
-from ocd.replay_schedule import Replayer  # noqa: E402
+from ocd.services.replay import ReplayDatabase  # noqa: E402
+from ocd.services.replay_schedule import Replayer  # noqa: E402
 from ocd.sim.night import cached_night  # noqa: E402
 
 BIG = dict(seed=0, heartbeat_hz=12.5, pointing_hz=12.5)  # about a million events
@@ -195,10 +195,10 @@ CHILD = """
 import resource, sys, time
 sys.path.insert(0, {repo!r})
 from twisted.internet import reactor
-from ocd.control import run_on_reactor
+from ocd.protocols.control import run_on_reactor
 from ocd.protocols.zmq import Bus
-from ocd.replay import ReplayDatabase
-from ocd.replay_schedule import Replayer
+from ocd.services.replay import ReplayDatabase
+from ocd.services.replay_schedule import Replayer
 db = ReplayDatabase({path!r})
 def work(reactor):
     bus = Bus(reactor); bus.open()
@@ -229,7 +229,7 @@ def part_c(small: Path, big: Path) -> None:
 
 
 def main() -> None:
-    from ocd.control import run_on_reactor
+    from ocd.protocols.control import run_on_reactor
 
     t0 = time.perf_counter()
     night = cached_night(seed=0)

@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from ocd.astro import HET_ELEVATION, HET_LOCATION, quiet_repeats  # noqa: E402
-from ocd.decide import DecisionInputs, DecisionSettings, decide  # noqa: E402
-from ocd.events import UrlKind, event_from_payload, make_payload  # noqa: E402
-from ocd.scheduler import Scheduler  # noqa: E402
-from ocd.shots import Shot  # noqa: E402
-from ocd.state import TelescopeState, fold  # noqa: E402
+from ocd.core.astro import HET_ELEVATION, HET_LOCATION, quiet_repeats  # noqa: E402
+from ocd.core.decide import DecisionInputs, DecisionSettings, decide  # noqa: E402
+from ocd.core.events import UrlKind, event_from_payload, make_payload  # noqa: E402
+from ocd.core.scheduler import Scheduler  # noqa: E402
+from ocd.core.shots import Shot  # noqa: E402
+from ocd.core.state import TelescopeState, fold  # noqa: E402
 
 
 def make_shots(n: int, seed: int = 1) -> list[Shot]:

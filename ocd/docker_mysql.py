@@ -229,8 +229,8 @@ def wait_ready(host: str, port: int, settings: Settings,
 
 
 def create_table_sql(table: str) -> str:
-    """The table of shots.md section 4, as ``ocd.obsnum`` creates it."""
-    from ocd.obsnum import mysql_create_table_sql
+    """The table of shots.md section 4, as ``ocd.services.obsnum`` creates it."""
+    from ocd.services.obsnum import mysql_create_table_sql
 
     return mysql_create_table_sql(table)
 

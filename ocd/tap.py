@@ -3,7 +3,7 @@
 ``twistd ocd`` takes exactly ``ocd run``'s options: ``Options`` hands its
 argv to the argparse parser of ``ocd run`` (one parser, one set of help
 texts), and ``makeService`` calls the same builder as ``ocd run``
-(:func:`ocd.service.makeService`). Logging is twistd's (``--logfile``,
+(:func:`ocd.app.makeService`). Logging is twistd's (``--logfile``,
 ``--syslog``). No reactor import here: ``twistd -r`` chooses it later.
 """
 
@@ -50,7 +50,7 @@ def load_config(options: Any):
 def makeService(options: Options):
     """The service tree of ``ocd run``; a bad configuration stops twistd with why."""
     from ocd.config import ConfigError
-    from ocd.service import makeService as build
+    from ocd.app import makeService as build
 
     try:
         return build(load_config(options))

@@ -1,6 +1,6 @@
 """AlertTracker: once per blocker spell, only while allowed."""
 
-from ocd.alerts import AlertTracker, disarm_message, failed_shot_message
+from ocd.core.alerts import AlertTracker, disarm_message, failed_shot_message
 
 
 def test_a_blocker_alerts_once_per_spell_after_alert_after():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocd.clock import JumpBack, OcdClock, parse_mock_time
+from ocd.core.clock import JumpBack, OcdClock, parse_mock_time
 from ocd.config import Config, ConfigError
 
 

@@ -10,7 +10,7 @@ import pytest_twisted
 
 from bus_helpers import make_config, wait_until, write_config
 from ocd.cli import build_parser, main as ocd_main
-from ocd.replay import ReplayDatabase
+from ocd.services.replay import ReplayDatabase
 from ocd.sim.night import generate_night
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def replay_ocd(free_url):
     """``ocd run``'s service tree listening to a replay URL; records what it gets."""
     from twisted.internet import reactor
 
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     config = make_config(free_url, urls__event_urls="", urls__ocd_db_replay=free_url())
     service = makeService(config, reactor)
@@ -150,8 +150,8 @@ def test_progress_bar_on_a_terminal_and_log_lines_otherwise():
     from twisted.logger import globalLogPublisher
 
     from ocd.commands.db_replay import Progress
-    from ocd.replay import ReplayEvent
-    from ocd.replay_schedule import Replayer
+    from ocd.services.replay import ReplayEvent
+    from ocd.services.replay_schedule import Replayer
 
     clock = Clock()
     stream = [ReplayEvent(i, "a.b.c", {"i": i}, 1740100000.0 + i) for i in range(10)]
@@ -186,8 +186,8 @@ def test_log_lines_go_above_the_bar_and_it_shows_one_remaining_time():
     from ocd.commands.db_replay import Progress
     from ocd.config import Config
     from ocd.logs import observers_for
-    from ocd.replay import ReplayEvent
-    from ocd.replay_schedule import Replayer
+    from ocd.services.replay import ReplayEvent
+    from ocd.services.replay_schedule import Replayer
 
     clock = Clock()
     stream = [ReplayEvent(i, "a.b.c", {"i": i}, 1740100000.0 + i) for i in range(10)]

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from ocd.config import Config
-from ocd.decide import BLOCKERS, DecisionInputs, DecisionSettings, decide
-from ocd.events import UrlKind, event_from_payload, make_payload
-from ocd.scheduler import Scheduler
-from ocd.shots import WEST, Shot
-from ocd.state import TelescopeState, fold
+from ocd.core.decide import BLOCKERS, DecisionInputs, DecisionSettings, decide
+from ocd.core.events import UrlKind, event_from_payload, make_payload
+from ocd.core.scheduler import Scheduler
+from ocd.core.shots import WEST, Shot
+from ocd.core.state import TelescopeState, fold
 
 from astropy.time import Time  # noqa: E402
 
@@ -197,10 +197,10 @@ def test_settings_from_the_master_configuration():
 
 def test_metrology_is_windowed_on_the_tcs_time_when_the_clock_is_pinned():
     """mock_time (or the system clock) must not leave live samples outside the window."""
-    from ocd.decide import DecisionInputs, DecisionSettings, decide
-    from ocd.events import UrlKind, event_from_payload, make_payload
-    from ocd.scheduler import Scheduler
-    from ocd.state import TelescopeState, fold
+    from ocd.core.decide import DecisionInputs, DecisionSettings, decide
+    from ocd.core.events import UrlKind, event_from_payload, make_payload
+    from ocd.core.scheduler import Scheduler
+    from ocd.core.state import TelescopeState, fold
 
     pinned = 1740031200.0
     live = pinned + 3600.0  # the TCS an hour after the pinned clock
@@ -224,6 +224,6 @@ def test_metrology_is_windowed_on_the_tcs_time_when_the_clock_is_pinned():
     (30.4, ">", 30, " s", 0, "30.4 s > 30.0 s"),
 ])
 def test_numbers_are_shown_so_that_the_comparison_is_true(value, op, limit, unit, places, text):
-    from ocd.precision import comparison
+    from ocd.core.precision import comparison
 
     assert comparison(value, op, limit, unit, places) == text

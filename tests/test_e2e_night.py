@@ -459,7 +459,7 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     assert during and all("shot_running" in d["blockers"] for d in during)
     # The hand shot counted DEX00007 down: OCD never runs it again.
     assert shotid not in {e["shotid"] for e in own}
-    from ocd.shots import ShotStore
+    from ocd.services.shot_store import ShotStore
 
     assert run.stop_ocd() == 0
     store = ShotStore(run.plan.config.get_path("shots", "state_db"))

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import pytest
 
-from ocd.events import Event, MalformedEvent, UrlKind, event_from_payload, make_payload, parse_frames
-from ocd.state import METROLOGY_KEEP, Metrology, Pointing, TelescopeState, fold
+from ocd.core.events import Event, MalformedEvent, UrlKind, event_from_payload, make_payload, parse_frames
+from ocd.core.state import METROLOGY_KEEP, Metrology, Pointing, TelescopeState, fold
 
 
 def frames(topic: str, **fields):
@@ -92,7 +92,7 @@ def test_metrology_window_matches_a_plain_filter():
 def test_a_huge_integer_is_a_malformed_event_not_a_crash():
     import pytest
 
-    from ocd.events import MalformedEvent, UrlKind, parse_frames
+    from ocd.core.events import MalformedEvent, UrlKind, parse_frames
 
     huge = "1" + "0" * 400
     payload = ('{"__system":"legacy","__source":"weather","__key":"status","__data_time":1.0,'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocd.counters import Counters
-from ocd.machines import Change, InvalidTransition, StateMachine, arming_machine, shot_machine
+from ocd.core.counters import Counters
+from ocd.core.machines import Change, InvalidTransition, StateMachine, arming_machine, shot_machine
 
 
 def test_arming_starts_not_allowed_and_changes_are_values():
@@ -58,8 +58,8 @@ def test_main_loop_clock_and_jump_back():
     from twisted.internet.task import Clock
 
     from ocd.config import Config
-    from ocd.events import UrlKind, make_event
-    from ocd.service import MainLoop
+    from ocd.core.events import UrlKind, make_event
+    from ocd.services.main_loop import MainLoop
 
     clock = Clock()
     clock.advance(500.0)

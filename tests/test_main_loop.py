@@ -9,7 +9,7 @@ import pytest_twisted
 import zmq
 
 from bus_helpers import make_config, sleep, tcs_frames, wait_until
-from ocd.events import UrlKind
+from ocd.core.events import UrlKind
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def ocd(free_url):
     """``ocd run``'s service tree, started on the test reactor."""
     from twisted.internet import reactor
 
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     config = make_config(free_url, topics__extra_topics="ocd.states")
     service = makeService(config, reactor)
@@ -110,7 +110,7 @@ def test_no_main_loop_is_exit_3_within_the_timeout(free_url):
 
 @pytest_twisted.inlineCallbacks
 def test_heartbeat_handshake(ocd):
-    from ocd.control import ControlClient
+    from ocd.protocols.control import ControlClient
     from ocd.protocols.zmq import Bus
 
     _, config = ocd
@@ -192,7 +192,7 @@ def test_bad_topic_is_counted(free_url):
     """A subscriber with a broad prefix sees a topic that is not a.b.c."""
     from ocd.protocols.zmq import Bus
 
-    from ocd.counters import Counters
+    from ocd.core.counters import Counters
 
     url = free_url()
     bus = Bus()
@@ -239,7 +239,7 @@ def test_tcs_publisher_that_comes_back(ocd, free_url):
 
 @pytest_twisted.inlineCallbacks
 def test_run_shot_events_drive_the_shot_machine(ocd):
-    from ocd.control import ControlClient
+    from ocd.protocols.control import ControlClient
     from ocd.protocols.zmq import Bus
 
     service, config = ocd
@@ -265,9 +265,9 @@ def test_replay_url_answers_heartbeats_and_advances_the_clock(free_url):
     """``ocd db_replay`` binds ocd_db_replay and shakes hands on it."""
     from twisted.internet import reactor
 
-    from ocd.control import ControlClient
+    from ocd.protocols.control import ControlClient
     from ocd.protocols.zmq import Bus
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     replay = free_url()
     config = make_config(free_url, urls__event_urls="", urls__ocd_db_replay=replay,

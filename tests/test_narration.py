@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.logger import globalLogPublisher
 
-from ocd.events import make_event
-from ocd.narration import Narrator, line_for
+from ocd.core.events import make_event
+from ocd.services.narration import Narrator, line_for
 
 NIGHT = 1740031200.0  # 2025-02-20 06:00:00 UTC
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocd.nightlog import build_report
+from ocd.services.nightlog import build_report
 
 T = 1740031200.0
 

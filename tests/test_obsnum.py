@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 
 from ocd.config import Config
-from ocd.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
+from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 

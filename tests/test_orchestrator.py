@@ -14,9 +14,9 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from ocd.config import Config
-from ocd.events import UrlKind, event_from_payload, make_payload
-from ocd.obsnum import ObsnumUnavailable
-from ocd.orchestrator import Orchestrator, track_azimuth
+from ocd.core.events import UrlKind, event_from_payload, make_payload
+from ocd.services.obsnum import ObsnumUnavailable
+from ocd.services.orchestrator import Orchestrator, track_azimuth
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 
 # A dark moment of the default sample night (2025-02-20, 06:00 UTC).
@@ -37,7 +37,7 @@ class UnreachableObsnum:
 def test_fake_obsnum_matches_the_real_interface():
     import inspect
 
-    from ocd.obsnum import ObsnumPool
+    from ocd.services.obsnum import ObsnumPool
 
     real = inspect.signature(ObsnumPool.reserve)
     fake = inspect.signature(UnreachableObsnum.reserve)

@@ -10,7 +10,7 @@ import time
 import pytest
 import pytest_twisted
 
-from ocd.process import ProcessFailed, ProcessRunner, run_process
+from ocd.protocols.process import ProcessFailed, ProcessRunner, run_process
 
 pytestmark = pytest.mark.integration
 

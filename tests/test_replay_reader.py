@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocd.replay import ReplayDatabase, ReplayError, convert_value
+from ocd.services.replay import ReplayDatabase, ReplayError, convert_value
 from ocd.sim.night import INDEX, SCHEMA
 
 

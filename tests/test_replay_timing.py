@@ -7,8 +7,8 @@ import json
 import pytest
 from twisted.internet.task import Clock
 
-from ocd.replay import ReplayEvent
-from ocd.replay_schedule import Replayer, ReplayState
+from ocd.services.replay import ReplayEvent
+from ocd.services.replay_schedule import Replayer, ReplayState
 
 
 def events(times):

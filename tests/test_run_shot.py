@@ -11,8 +11,8 @@ import pytest
 import pytest_twisted
 
 from ocd.config import Config
-from ocd.process import ProcessRunner
-from ocd.run_shot import ShotRequest, ShotRunner
+from ocd.protocols.process import ProcessRunner
+from ocd.services.shot_runner import ShotRequest, ShotRunner
 from ocd.sim.shuffle_files import FAKE_JPEG, write_shuffle_files
 from ocd.sim.standin import read_calls
 
@@ -452,7 +452,7 @@ class FakeMainLoop:
         self.thread.start()
 
     def _serve(self):
-        from ocd.events import make_event, to_frames
+        from ocd.core.events import make_event, to_frames
 
         while not self._stop.is_set():
             if not self.sub.poll(20):

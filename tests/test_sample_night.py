@@ -9,8 +9,8 @@ import time
 import pytest
 
 from ocd.cli import main as ocd_main
-from ocd.events import parse_time
-from ocd.replay import ReplayDatabase
+from ocd.core.events import parse_time
+from ocd.services.replay import ReplayDatabase
 from ocd.sim.night import (
     GUIDERS, HEARTBEAT, POINTING, SHUTTER, WEATHER, cached_night, generate_night, night_span,
 )

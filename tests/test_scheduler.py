@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ocd.astro import HET_ELEVATION, HET_LOCATION, quiet_repeats
-from ocd.decide import DecisionSettings
-from ocd.scheduler import Scheduler
-from ocd.shots import EAST, EITHER, WEST, Shot
+from ocd.core.astro import HET_ELEVATION, HET_LOCATION, quiet_repeats
+from ocd.core.decide import DecisionSettings
+from ocd.core.scheduler import Scheduler
+from ocd.core.shots import EAST, EITHER, WEST, Shot
 
-from astropy import units as u  # noqa: E402  (after ocd.astro: offline set-up first)
+from astropy import units as u  # noqa: E402  (after ocd.core.astro: offline set-up first)
 from astropy.coordinates import AltAz, SkyCoord, get_body  # noqa: E402
 from astropy.time import Time  # noqa: E402
 

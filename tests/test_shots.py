@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocd.shots import METADATA_COLUMNS, Shot, ShotListError, ShotStore, parse_shot_file, parse_shot_text
+from ocd.core.shots import METADATA_COLUMNS, Shot, ShotListError, parse_shot_file, parse_shot_text
+from ocd.services.shot_store import ShotStore
 
 SAMPLE = "DEX00001 12.401733 56.1464 2 1 1 -1 89 HET18-2-100 HS0015_E 000 10:55:31.00 +51:07:40.44 2000 0.0 0.0 2000"
 

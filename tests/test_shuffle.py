@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocd.shuffle import (
+from ocd.core.shuffle import (
     ShuffleError,
     format_value,
     read_shuffle,

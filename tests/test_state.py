@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ocd.events import UrlKind, event_from_payload, make_event, make_payload
-from ocd.state import METROLOGY_KEEP, TelescopeState, fold, reset_windows
+from ocd.core.events import UrlKind, event_from_payload, make_event, make_payload
+from ocd.core.state import METROLOGY_KEEP, TelescopeState, fold, reset_windows
 
 
 def tcs(topic, data_time, **fields):

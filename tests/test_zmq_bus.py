@@ -9,7 +9,7 @@ import pytest_twisted
 import zmq
 
 from bus_helpers import make_config, tcs_frames, wait_until
-from ocd.events import make_event
+from ocd.core.events import make_event
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     config = make_config(free_url)
     service = makeService(config, reactor)

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from ocd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from ocd.config import Config
-from ocd.commands.config_send import request_main_loop, warn_both_sources
+from ocd.commands import warn_both_sources
 
 REQUEST = "ocd.states.hetdex_allowed"
 ANSWER = "ocd.states.hetdex_allowed_changed"
@@ -38,6 +38,8 @@ def requester() -> str:
 def allow(config: Config, action: str, attempts: int, interval: float, reactor: Any,
           out: Any = None) -> Deferred:
     """Fires with the exit status; messages for a person go to ``out``."""
+    from ocd.protocols.control import request_main_loop
+
     out = out if out is not None else sys.stderr
     want = action == "start"
     bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
@@ -57,7 +59,7 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.control import run_on_reactor
+    from ocd.protocols.control import run_on_reactor
 
     warn_both_sources(config, "allow_hetdex")
     return run_on_reactor(

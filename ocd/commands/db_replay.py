@@ -2,7 +2,7 @@
 
 Binds the ``[urls] ocd_db_replay`` URLs (or ``--ocd-db-replay``), shakes
 hands with the main loop (``-t/--timeout``), then sends every selected event
-on the absolute schedule of :class:`ocd.replay_schedule.Replayer`. Progress: a bar on
+on the absolute schedule of :class:`ocd.services.replay_schedule.Replayer`. Progress: a bar on
 a terminal, otherwise a log line every ``[db_replay] progress_interval``
 seconds. The end, or Ctrl+C, prints the same summary.
 """
@@ -21,8 +21,8 @@ from twisted.logger import Logger
 from ocd.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
 from ocd.logs import console_through
-from ocd.replay import ReplayDatabase, ReplayError
-from ocd.replay_schedule import Replayer
+from ocd.services.replay import ReplayDatabase, ReplayError
+from ocd.services.replay_schedule import Replayer
 
 log = Logger(namespace="ocd.db_replay")
 
@@ -157,7 +157,7 @@ class Progress:
 def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.Namespace,
            reactor: Any, out: Any = None, terminal: bool | None = None) -> Deferred:
     """Fires with the exit status; messages for a person go to ``out``."""
-    from ocd.control import ControlClient
+    from ocd.protocols.control import ControlClient
     from ocd.protocols.zmq import BindError, Bus
 
     out = out if out is not None else sys.stderr
@@ -223,8 +223,8 @@ def replay_urls(config: Config) -> list[str]:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.commands.config_send import warn_both_sources
-    from ocd.control import run_on_reactor
+    from ocd.commands import warn_both_sources
+    from ocd.protocols.control import run_on_reactor
     from ocd.logs import start_logging
 
     if not args.speedup > 0:

@@ -1,6 +1,6 @@
 """``ocd run``: build the service tree and run it on the reactor.
 
-The same tree as ``twistd ocd`` (``ocd.service.makeService``). SIGINT and
+The same tree as ``twistd ocd`` (``ocd.app.makeService``). SIGINT and
 SIGTERM stop the reactor, which stops the services (sockets closed, with
 LINGER so a last event still leaves); the exit status is then 0.
 """
@@ -17,7 +17,7 @@ from ocd.config import Config, ConfigError
 def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.logs import start_logging
     from ocd.protocols.zmq import BindError
-    from ocd.service import makeService
+    from ocd.app import makeService
 
     try:
         service = makeService(config)

@@ -54,7 +54,7 @@ def parse_metadata(text: str | None) -> dict[str, Any]:
 
 def request_from_args(args: argparse.Namespace, metadata: dict[str, Any]) -> Any:
     """The shot of the positional arguments; the azimuth argument replaces ``az``."""
-    from ocd.run_shot import ShotRequest
+    from ocd.services.shot_runner import ShotRequest
 
     qifu = metadata.get("QIFU")
     return ShotRequest(
@@ -77,7 +77,7 @@ def _say(out: Any, message: str) -> None:
 
 async def record_obsnum(config: Config, obs_number: int, shotid: str, reactor: Any, out: Any) -> int | None:
     """Record the number; an exit status when the shot must not run, else None."""
-    from ocd.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable
+    from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable
 
     pool = ObsnumPool(config, reactor)
     pool.startService()
@@ -96,8 +96,8 @@ async def record_obsnum(config: Config, obs_number: int, shotid: str, reactor: A
 async def run_shot(args: argparse.Namespace, config: Config, reactor: Any, out: Any,
                    on_runner: Callable[[Any], None] = lambda runner: None) -> int:
     """The whole command on a running reactor; returns the exit status."""
-    from ocd.process import ProcessRunner
-    from ocd.run_shot import ShotRunner
+    from ocd.protocols.process import ProcessRunner
+    from ocd.services.shot_runner import ShotRunner
 
     try:
         metadata = parse_metadata(args.metadata)
@@ -139,7 +139,7 @@ def _log_event(topic: str, fields: dict) -> None:
 
 async def _connect(args: argparse.Namespace, config: Config, reactor: Any, out: Any) -> tuple:
     """Bind, shake hands: ``(bus, client, None)`` or ``(None, None, exit status)``."""
-    from ocd.control import ControlClient
+    from ocd.protocols.control import ControlClient
     from ocd.protocols.zmq import BindError, Bus
 
     bind_url = config.get_url_at("ocd_run_shot", "run_shot", "n_ocd_run_shot")

@@ -24,7 +24,7 @@ def _date(text: str) -> str:
 
 
 def _time(text: str) -> float:
-    from ocd.events import parse_time
+    from ocd.core.events import parse_time
 
     try:
         return parse_time(text)

@@ -41,7 +41,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.control import run_on_reactor
+    from ocd.protocols.control import run_on_reactor
     from ocd.logs import start_logging
     from ocd.sim.cache import cache_dir
     from ocd.sim.simulate import describe, prepare, run_night

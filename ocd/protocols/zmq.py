@@ -3,7 +3,7 @@
 Wire contract (events.md, section 1): a message is exactly two frames,
 ``topic`` and a JSON object. Publishers bind, subscribers connect and filter
 by topic prefix. This module only moves frames: it turns received frames
-into :class:`ocd.events.Event` values (or :class:`MalformedEvent`, handed to
+into :class:`ocd.core.events.Event` values (or :class:`MalformedEvent`, handed to
 ``on_malformed`` and dropped) and hands them on; it decides nothing.
 
 Why not txZMQ (see ``docs/zmq.md``): its reader drains a socket in an
@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IReadDescriptor
 
-from ocd.events import Event, MalformedEvent, UrlKind, parse_frames, to_frames
+from ocd.core.events import Event, MalformedEvent, UrlKind, parse_frames, to_frames
 
 #: Milliseconds a closing socket keeps trying to send what is queued (so a
 #: last FINISH or answer still leaves while OCD stops).

@@ -94,7 +94,7 @@ def night_span(night: str | Date, horizon_deg: float = -0.833) -> tuple[float, f
     from astropy.coordinates import AltAz, get_sun
     from astropy.time import Time
 
-    from ocd.astro import HET_LOCATION  # sets astropy up for offline use
+    from ocd.core.astro import HET_LOCATION  # sets astropy up for offline use
 
     day = night if isinstance(night, Date) else Date.fromisoformat(night)
     # Local noon at the HET is about 19:00 UTC: search the following 24 h.

@@ -68,7 +68,7 @@ def hour_angle_at_elevation(dec_deg: float, latitude: float = HET_LATITUDE,
 
 def local_sidereal_hours(epochs: Sequence[float]) -> list[float]:
     """Apparent local sidereal time at the HET, in hours (astropy, offline)."""
-    import ocd.astro  # noqa: F401  (configures astropy for offline use first)
+    import ocd.core.astro  # noqa: F401  (configures astropy for offline use first)
     from astropy import units as u
     from astropy.time import Time
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ocd.shuffle import TRACK_NAMES
+from ocd.core.shuffle import TRACK_NAMES
 
 DEFAULT_TEMPLATE = "HETcommands/{shotid}_{QIFU}_{track_initial}.cfg"
 ACAM_TEMPLATE = "ACAMimages/{shotid}_{QIFU}_{track_initial}.jpg"
@@ -98,7 +98,7 @@ def write_shuffle_files(
 ) -> list[Path]:
     """Write the shuffle file and ACAM image of every shot, on each of its tracks.
 
-    ``shots`` may be :class:`ocd.shots.Shot`, :class:`ocd.sim.shotlist.SampleShot`
+    ``shots`` may be :class:`ocd.core.shots.Shot`, :class:`ocd.sim.shotlist.SampleShot`
     or dicts with ``shotid``, ``ra``, ``dec``, ``track`` (2 = both) and
     ``QIFU`` (or ``metadata``). Returns the shuffle files written.
     """

@@ -26,7 +26,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ocd.config import Config
-from ocd.nightlog import NightLog, NightReport
+from ocd.services.nightlog import NightLog, NightReport
 
 log = Logger(namespace="ocd.simulate")
 
@@ -120,8 +120,8 @@ def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = F
     """Run the plan; fires with the :class:`NightReport`."""
     from ocd.commands.allow_hetdex import allow
     from ocd.commands.db_replay import replay
-    from ocd.replay import ReplayDatabase
-    from ocd.service import makeService
+    from ocd.services.replay import ReplayDatabase
+    from ocd.app import makeService
 
     out = out if out is not None else sys.stderr
     config = plan.config

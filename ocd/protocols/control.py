@@ -13,11 +13,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Sequence
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
-from ocd.events import Event, UrlKind, make_event
-from ocd.protocols.zmq import Bus, EventPublisher, EventSubscriber
+from ocd.config import Config
+from ocd.core.events import Event, UrlKind, make_event
+from ocd.protocols.zmq import BindError, Bus, EventPublisher, EventSubscriber
 
 HEARTBEAT_ENQUIRY = "ocd.heartbeat.enquiry"
 HEARTBEAT_REPLY = "ocd.heartbeat.reply"
@@ -134,6 +135,57 @@ class ControlClient:
             finish(None)
         self.subscriber.close()
         self.publisher.close()
+
+
+@inlineCallbacks
+def reach_main_loop(config: Config, bind_url: str, attempts: int, interval: float,
+                    reactor: Any, out: Any, command: str) -> Deferred:
+    """Open a bus, bind, shake hands: fires ``(bus, client)``, client None on failure.
+
+    The handshake waits ``attempts * interval`` seconds (at least 1 s).
+    """
+    main_urls = config.get_urls("urls", "ocd_main_loop")
+    bus = Bus(reactor)
+    bus.open()
+    try:
+        client = ControlClient(bus, [bind_url], main_urls, reactor)
+    except BindError as exc:
+        bus.close()
+        print(f"{command}: {exc}", file=out)
+        return bus, None
+    timeout = max(1.0, attempts * interval)
+    ok = yield client.handshake(timeout, interval=min(0.25, max(interval, 0.05)))
+    if not ok:
+        client.close()
+        bus.close()
+        print(f"{command}: no answer from the OCD main loop on {' '.join(main_urls)} within "
+              f"{timeout:g} s (is `ocd run` running, and listening on {bind_url}?)", file=out)
+        return bus, None
+    return bus, client
+
+
+@inlineCallbacks
+def request_main_loop(config: Config, bind_url: str, topic: str, fields: dict,
+                      answer_topic: str, attempts: int, interval: float, reactor: Any,
+                      out: Any, command: str, what: str) -> Deferred:
+    """Reach the main loop, send one request, fire with its answer.
+
+    Fires None when the main loop could not be reached or did not answer
+    (``out`` has been told why): the caller exits with EXIT_UNREACHABLE.
+    """
+    bus, client = yield reach_main_loop(config, bind_url, attempts, interval, reactor, out,
+                                        command)
+    if client is None:
+        return None
+    try:
+        answer = yield client.request(topic, fields, answer_topic, attempts, interval)
+    finally:
+        client.close()
+        bus.close()
+    if answer is None:
+        print(f"{command}: the main loop answered the heartbeat but not the {what} "
+              f"after {attempts} attempt(s)", file=out)
+    return answer
 
 
 def run_on_reactor(work: Callable[[Any], Deferred]) -> int:

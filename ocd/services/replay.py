@@ -7,7 +7,7 @@ Two parts, both free of sockets:
   (a registered function reads the sort field as a time, so rows keep
   streaming and memory stays flat however long the night), and the value
   conversion rules of the contract (:func:`convert_value`).
-* :class:`ocd.replay_schedule.Replayer` sends those events on an absolute
+* :class:`ocd.services.replay_schedule.Replayer` sends those events on an absolute
   schedule (its own module: the clockwork changes for other reasons than
   the reading).
 """
@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 from twisted.logger import Logger
 
-from ocd.events import parse_time, split_topic
+from ocd.core.events import parse_time, split_topic
 
 log = Logger(namespace="ocd.replay")
 

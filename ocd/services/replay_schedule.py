@@ -1,6 +1,6 @@
 """The replay's clockwork: send events on an absolute schedule.
 
-:class:`Replayer` sends the events of :class:`ocd.replay.ReplayDatabase`
+:class:`Replayer` sends the events of :class:`ocd.services.replay.ReplayDatabase`
 (or any source of objects with ``t``, ``frames()``, ``event_id`` and
 ``topic``) through a ``send(frames)`` callable, timed by an injected clock
 (``IReactorTime``): event *i* goes out ``(t_i - t_0) / speedup`` seconds
@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
-    from ocd.replay import ReplayEvent
+    from ocd.services.replay import ReplayEvent
 
 log = Logger(namespace="ocd.replay")
 

@@ -36,8 +36,8 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ocd.astro import HET_ELEVATION, HET_LATITUDE, HET_LOCATION, quiet_repeats
-from ocd.shots import EAST, WEST, Shot
+from ocd.core.astro import HET_ELEVATION, HET_LATITUDE, HET_LOCATION, quiet_repeats
+from ocd.core.shots import EAST, WEST, Shot
 
 #: Grid step of sidereal time and Sun altitude, s. The Sun moves 1.25 deg in
 #: 5 minutes; linear interpolation is good to a few thousandths of a degree.

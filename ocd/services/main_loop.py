@@ -1,33 +1,32 @@
-"""The service tree of ``ocd run`` and ``twistd ocd``, and the main loop.
+"""The main loop and the services around it in the tree of ``ocd run``.
 
-``makeService`` only builds objects: twistd forks between ``makeService``
-and ``startService``, and a ZeroMQ context does not survive a fork. So the
-bus, its sockets (and later the pools) are opened in ``startService`` and
-closed in ``stopService``.
+The tree itself is built in one place, :func:`ocd.app.makeService`, which
+only builds objects: twistd forks between ``makeService`` and
+``startService``, and a ZeroMQ context does not survive a fork. So the bus
+and its sockets are opened in ``startService`` and closed in ``stopService``.
 
-    MultiService "ocd"          opens/closes the Bus around its children
-     ├─ ControlChannels "control"   main-loop PUB, run-shot PUB, SUBs for the
-     │                              allow_hetdex, config and run_shot URLs
-     ├─ TelescopeSubscriber "subscriber"   event_urls (TCS) or ocd_db_replay
-     ├─ MainLoop "main_loop"        handles every event, publishes answers
-     └─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+- :class:`MainLoop` handles every event and is the one place outgoing events
+  go through (the orchestrator extends it);
+- :class:`ControlChannels`: main-loop PUB, run-shot PUB, SUBs for the
+  allow_hetdex, config and run_shot URLs;
+- :class:`TelescopeSubscriber`: ``event_urls`` (TCS) or ``ocd_db_replay``;
+- :class:`OcdService`: the root, opens/closes the Bus around its children.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.logger import Logger
 
 from ocd.config import Config, ConfigError
-from ocd.control import HEARTBEAT_ENQUIRY, HEARTBEAT_REPLY
-from ocd.clock import OcdClock
-from ocd.counters import Counters
-from ocd.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
-from ocd.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
+from ocd.protocols.control import HEARTBEAT_ENQUIRY, HEARTBEAT_REPLY
+from ocd.core.clock import OcdClock
+from ocd.core.counters import Counters
+from ocd.core.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
+from ocd.core.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
 from ocd.protocols.zmq import Bus, EventPublisher
 
 HETDEX_ALLOWED_REQUEST = "ocd.states.hetdex_allowed"
@@ -408,33 +407,3 @@ class OcdService(MultiService):
                     self.log.failure("stopping {name} failed", name=child.name)
         finally:
             self.bus.close()
-
-
-def makeService(config: Config, reactor: Any = None) -> MultiService:
-    """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
-
-    Children start in this order and stop in the reverse one: the main loop
-    (ending a running shot) stops before the subscriber, the observation
-    number pool and the control channels whose sockets carry its FINISH.
-    """
-    from ocd.narration import Narrator
-    from ocd.obsnum import ObsnumPool
-    from ocd.orchestrator import Orchestrator
-
-    bus = Bus(reactor)
-    obsnum = ObsnumPool(config, reactor)
-    obsnum.setName("obsnum")
-    main_loop = Orchestrator(config, reactor, obsnum=obsnum)
-    main_loop.listeners.append(Narrator())
-    root = OcdService(bus, main_loop)
-    ControlChannels(config, bus, main_loop).setServiceParent(root)
-    obsnum.setServiceParent(root)
-    TelescopeSubscriber(config, bus, main_loop).setServiceParent(root)
-    main_loop.setServiceParent(root)
-    interval = max(config.get_float("decision", "decide_interval"), 0.1)
-    timer = TimerService(interval, main_loop.tick)
-    timer.setName("timer")
-    if reactor is not None:
-        timer.clock = reactor
-    timer.setServiceParent(root)
-    return root

@@ -1,7 +1,7 @@
 """What OCD knows about the telescope and the sky, folded from TCS events.
 
 ``fold(state, event, received)`` is pure: the old state, one event (already
-validated and normalised by ``ocd.events``, events.md section 2) and the
+validated and normalised by ``ocd.core.events``, events.md section 2) and the
 reactor time at which it arrived go in, the new state comes out. Topics OCD
 does not consume leave the state as it is.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, Callable, TypeVar
 
-from ocd.events import Event
+from ocd.core.events import Event
 
 HEARTBEAT = "tcs.receiver.heartbeat"
 RA_DEC = "tcs.root.ra_dec"

@@ -11,7 +11,7 @@ shots.md section 3, steps 2 to 6::
       optionally wait until the last exposure's data folder is quiet
     run FINISH (error false, or true with exc_type, exc_value, traceback)
 
-Every child goes through :class:`ocd.process.ProcessRunner` (own process
+Every child goes through :class:`ocd.protocols.process.ProcessRunner` (own process
 group, timeout, TERM then KILL). Events go out through the ``emit(topic,
 fields)`` callable the runner is given; the caller stamps the times and
 picks the socket (or only the log). :meth:`ShotRunner.run` never fails: a
@@ -36,9 +36,9 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from ocd.config import Config
-from ocd.process import ProcessRunner, RunningProcess
-from ocd.shuffle import TRACK_NAMES, read_shuffle, setup_commands, shuffle_path
-from ocd.shuffle import syscmd_switch
+from ocd.protocols.process import ProcessRunner, RunningProcess
+from ocd.core.shuffle import TRACK_NAMES, read_shuffle, setup_commands, shuffle_path
+from ocd.core.shuffle import syscmd_switch
 
 log = Logger(namespace="ocd.run_shot")
 

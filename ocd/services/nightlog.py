@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from ocd.events import Event
+from ocd.core.events import Event
 
 DECISION = "ocd.decision.made"
 SHOT_RUN = "ocd.run_shot.run"

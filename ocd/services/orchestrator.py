@@ -1,12 +1,12 @@
 """The orchestrator: the main loop that decides and runs HETDEX shots.
 
-:class:`Orchestrator` extends :class:`ocd.service.MainLoop` (which routes
+:class:`Orchestrator` extends :class:`ocd.services.main_loop.MainLoop` (which routes
 events, keeps the arming and shot machines and publishes everything) with
 what OCD exists for (shots.md, section 2 and 3):
 
-- every telescope event is folded into :class:`ocd.state.TelescopeState`;
+- every telescope event is folded into :class:`ocd.core.state.TelescopeState`;
 - after each burst of events (one reactor turn), and on the timer, the pure
-  :func:`ocd.decide.decide` gives a verdict; ``ocd.decision.made`` goes out
+  :func:`ocd.core.decide.decide` gives a verdict; ``ocd.decision.made`` goes out
   when the verdict or the blockers change and at least once per
   ``[decision] report_interval``;
 - a ``run`` verdict marks the shot running at once, reserves its
@@ -29,18 +29,19 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ocd.alerts import AlertTracker, disarm_message, failed_shot_message
+from ocd.core.alerts import AlertTracker, disarm_message, failed_shot_message
 from ocd.config import Config
-from ocd.decide import RUN, Decision, DecisionInputs, DecisionSettings, decide
-from ocd.events import Event
-from ocd.obsnum import ObsnumPool, ObsnumUnavailable
-from ocd.process import ProcessRunner
-from ocd.run_shot import ShotOutcome, ShotRequest, ShotRunner
-from ocd.scheduler import Scheduler
-from ocd.service import RUN_SHOT_PREFIX, RUN_SHOT_RUN, MainLoop
-from ocd.shot_tracker import ShotTracker
-from ocd.shots import Shot, ShotListError, ShotStore, parse_shot_file
-from ocd.state import TelescopeState, fold, reset_windows
+from ocd.core.decide import RUN, Decision, DecisionInputs, DecisionSettings, decide
+from ocd.core.events import Event
+from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
+from ocd.protocols.process import ProcessRunner
+from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
+from ocd.core.scheduler import Scheduler
+from ocd.services.main_loop import RUN_SHOT_PREFIX, RUN_SHOT_RUN, MainLoop
+from ocd.core.shot_tracker import ShotTracker
+from ocd.core.shots import Shot, ShotListError, parse_shot_file
+from ocd.services.shot_store import ShotStore
+from ocd.core.state import TelescopeState, fold, reset_windows
 
 DECISION_MADE = "ocd.decision.made"
 HET_LATITUDE = 30.681436

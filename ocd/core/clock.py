@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ocd.config import Config, register_type
-from ocd.events import parse_time
+from ocd.core.events import parse_time
 
 TCS = "tcs"
 SYSTEM = "system"

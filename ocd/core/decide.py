@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ocd.config import Config
-from ocd.precision import comparison
-from ocd.scheduler import Scheduler
-from ocd.shots import TRACK_NAMES, Shot
-from ocd.state import TelescopeState
+from ocd.core.precision import comparison
+from ocd.core.scheduler import Scheduler
+from ocd.core.shots import TRACK_NAMES, Shot
+from ocd.core.state import TelescopeState
 
 BLOCKERS: tuple[str, ...] = (
     "not_allowed",

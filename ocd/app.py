@@ -1,0 +1,55 @@
+"""makeService: the one place OCD's service tree is built.
+
+``ocd run``, ``twistd ocd`` (through :mod:`ocd.tap`) and ``ocd simulate_night``
+all call :func:`makeService`. It only builds objects: twistd forks between
+``makeService`` and ``startService``, and a ZeroMQ context or a database pool
+does not survive a fork, so sockets and pools open in ``startService``.
+
+    OcdService "ocd"            opens/closes the Bus around its children
+     ├─ ControlChannels "control"   main-loop PUB, run-shot PUB, SUBs for the
+     │                              allow_hetdex, config and run_shot URLs
+     ├─ ObsnumPool "obsnum"         observation numbers (adbapi)
+     ├─ TelescopeSubscriber "subscriber"   event_urls (TCS) or ocd_db_replay
+     ├─ Orchestrator "main_loop"    handles every event, decides, runs shots
+     └─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+
+from ocd.config import Config
+from ocd.protocols.zmq import Bus
+from ocd.services.main_loop import ControlChannels, OcdService, TelescopeSubscriber
+from ocd.services.narration import Narrator
+from ocd.services.obsnum import ObsnumPool
+from ocd.services.orchestrator import Orchestrator
+
+
+def makeService(config: Config, reactor: Any = None) -> MultiService:
+    """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
+
+    Children start in this order and stop in the reverse one: the main loop
+    (ending a running shot) stops before the subscriber, the observation
+    number pool and the control channels whose sockets carry its FINISH.
+    """
+    bus = Bus(reactor)
+    obsnum = ObsnumPool(config, reactor)
+    obsnum.setName("obsnum")
+    main_loop = Orchestrator(config, reactor, obsnum=obsnum)
+    main_loop.listeners.append(Narrator())
+    root = OcdService(bus, main_loop)
+    ControlChannels(config, bus, main_loop).setServiceParent(root)
+    obsnum.setServiceParent(root)
+    TelescopeSubscriber(config, bus, main_loop).setServiceParent(root)
+    main_loop.setServiceParent(root)
+    interval = max(config.get_float("decision", "decide_interval"), 0.1)
+    timer = TimerService(interval, main_loop.tick)
+    timer.setName("timer")
+    if reactor is not None:
+        timer.clock = reactor
+    timer.setServiceParent(root)
+    return root
