@@ -226,3 +226,8 @@ KNOWN = {
     "ulrs": "the seed's group title for -u/--event-urls says [ulrs]: a typo for [urls]",
     "-u bind": "the seed's help of -u/--event-urls says bind: ocd run connects",
 }
+
+
+#: Subcommands of our own, beyond the seed page (docs/run_ocd.rst lists them
+#: under "Commands of our own" and in its differences).
+OWN = ("sample_night", "simulate_night", "night_report")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import pytest
 
 from ocd import __version__
 from ocd.cli import build_parser, main, overrides_from_args, subcommand_parser
 from ocd.config import Config
-from seed_usage import KNOWN, SEED
+from seed_usage import KNOWN, OWN, SEED
 
 PATHS = sorted(SEED, key=len)
 IDS = [" ".join(p) or "ocd" for p in PATHS]
@@ -250,3 +251,14 @@ def test_run_ocd_page_shows_every_subcommand_from_the_parser():
         if path and path != ("config",):
             assert " ".join(path) in shown
     assert "usage: ocd" not in text
+
+
+def test_our_own_subcommands_are_in_the_contract_and_the_docs():
+    """Every subcommand beyond the seed's is one of OWN and named in the differences."""
+    parser = build_parser()
+    names = list(_subparsers(parser).choices)
+    extra = names[len(SEED[()].subcommands):]
+    assert set(OWN) <= set(extra)
+    text = (Path(__file__).resolve().parent.parent / "docs" / "run_ocd.rst").read_text()
+    differences = text.split("Differences from the original page", 1)[1]
+    assert "night_report" in differences

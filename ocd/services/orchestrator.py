@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -89,6 +89,8 @@ class Orchestrator(MainLoop):
         self._shot_done_d: defer.Deferred | None = None
         self._stopping = False
         self._shot_file_signature: Any = None
+        #: Called with every alert's message (the night log).
+        self.alert_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle ----------------------------------------------------------
     def startService(self) -> None:
@@ -438,6 +440,11 @@ class Orchestrator(MainLoop):
         """Log the alert and run ``[general] alert_command`` with it, if set."""
         self.counters.increment("alerts")
         self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
+        for listener in list(self.alert_listeners):
+            try:
+                listener(message)
+            except Exception:
+                self.log.failure("alert listener {listener!r} failed", listener=listener)
         command = self.config.get_command("general", "alert_command")
         if not command or self.processes is None:
             return
