@@ -26,6 +26,7 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
         ("shots", "state_db", str(Path(state) / "state.sqlite")),
         ("shots", "shot_file", str(Path(state) / "shots.txt")),
         ("database", "sqlite_file", str(Path(state) / "obsnum.sqlite")),
+        ("general", "night_log", str(Path(state) / "nightlog.sqlite")),
     ]
     for key, value in extra.items():
         section, option = key.split("__", 1)
