@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     shot_urls.add("--ocd-run-shot", nargs="+",
                   help="Urls/paths used to send the signal when running a shot. Used only "
                        "if ``-e/--emit-events`` is enabled.")
+    shot.add_argument("--force", action="store_true",
+                      help="Run the shot even when the observation number cannot be recorded "
+                           "or, with -c, while the main loop reports another shot running "
+                           "(not on the original page).")
     shot.add_argument("shotid", help="ID of the shot to run")
     shot.add_argument("obs_number", type=int,
                       help="Counter for the current observation. The number is used to set "

@@ -227,6 +227,31 @@ KNOWN = {
     "-u bind": "the seed's help of -u/--event-urls says bind: ocd run connects",
 }
 
+#: Options of our own beyond the seed (listed in docs/run_ocd.rst's
+#: differences): for each command, the usage fragment they follow and the
+#: options, as the seed would have printed them.
+ADDED: dict[tuple[str, ...], tuple[str, tuple[Opt, ...]]] = {
+    ("run_shot",): (
+        "[--ocd-run-shot OCD_RUN_SHOT [OCD_RUN_SHOT ...]]",
+        (Opt(("--force",), default="False"),),
+    ),
+}
+
+
+def expected_usage(path: tuple[str, ...]) -> str:
+    """The seed's usage line with our own options inserted where argparse puts them."""
+    usage = SEED[path].usage
+    if path in ADDED:
+        after, options = ADDED[path]
+        assert after in usage, (path, after)
+        flags = " ".join(f"[{o.flags[0]}{' ' + o.args if o.args else ''}]" for o in options)
+        usage = usage.replace(after, f"{after} {flags}", 1)
+    return usage
+
+
+def expected_options(path: tuple[str, ...]) -> tuple[Opt, ...]:
+    return SEED[path].options + (ADDED[path][1] if path in ADDED else ())
+
 
 #: Subcommands of our own, beyond the seed page (docs/run_ocd.rst lists them
 #: under "Commands of our own" and in its differences).

@@ -18,7 +18,7 @@ import pytest
 from ocd import __version__
 from ocd.cli import build_parser, main, overrides_from_args, subcommand_parser
 from ocd.config import Config
-from seed_usage import KNOWN, OWN, SEED
+from seed_usage import KNOWN, OWN, SEED, expected_options, expected_usage
 
 PATHS = sorted(SEED, key=len)
 IDS = [" ".join(p) or "ocd" for p in PATHS]
@@ -68,7 +68,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction |
 
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_usage_line_is_the_seeds(path):
-    assert _usage(subcommand_parser(path)) == _squash(SEED[path].usage)
+    assert _usage(subcommand_parser(path)) == _squash(expected_usage(path))
 
 
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
@@ -82,7 +82,7 @@ def test_options_are_the_seeds(path):
         )
         for a in _optionals(parser)
     }
-    seed = {o.flags: (o.args, o.default, o.choices) for o in SEED[path].options}
+    seed = {o.flags: (o.args, o.default, o.choices) for o in expected_options(path)}
     assert real == seed
 
 
@@ -91,7 +91,7 @@ def test_nargs_follow_the_seed(path):
     """``X [X ...]`` is nargs '+', ``[X]`` is '?', a switch takes nothing."""
     parser = subcommand_parser(path)
     by_flags = {tuple(a.option_strings): a for a in _optionals(parser)}
-    for opt in SEED[path].options:
+    for opt in expected_options(path):
         action = by_flags[opt.flags]
         if opt.args.endswith("...]"):
             assert action.nargs == "+", opt.flags
@@ -150,7 +150,7 @@ def test_override_groups_map_onto_configuration_options(path):
     by_flags = {tuple(a.option_strings): a for a in _optionals(parser)}
     titles = [g.title for g in parser._action_groups if TITLE.match(g.title or "")]
     assert titles == list(SEED[path].groups)
-    for opt in SEED[path].options:
+    for opt in expected_options(path):
         action = by_flags[opt.flags]
         target = getattr(action, "ocd_override", None)
         if opt.section is None:

@@ -58,6 +58,9 @@ def run(scheduler, now, state=None, mono=MONO, settings=SETTINGS, **flags):
         shot_running=flags.get("shot_running", False),
         failed_shot=flags.get("failed_shot", False),
         obsnum_ok=flags.get("obsnum_ok", True),
+        obsnum_error=flags.get("obsnum_error"),
+        programs_missing=flags.get("programs_missing"),
+        stand_ins=flags.get("stand_ins"),
     )
     return decide(inputs, scheduler, now, mono, settings)
 
@@ -79,6 +82,8 @@ def test_all_clear_runs_the_scheduler_pick(scheduler, good_now):
         (dict(shot_running=True), "shot_running"),
         (dict(obsnum_ok=False), "obsnum_unavailable"),
         (dict(failed_shot=True), "failed_shot"),
+        (dict(programs_missing="[run_shot] syscmd_command names 'syscmd', not found on PATH"),
+         "programs_missing"),
     ],
 )
 def test_flags_alone(scheduler, good_now, flags, blocker):
@@ -183,10 +188,25 @@ def test_everything_at_once_in_table_order(scheduler):
     for dt in (-30, -10):
         state = fold(state, tcs("pas.Guider1.metrology_data", noon + dt, fwhm=3, transparency=0.1, valid=True), MONO)
     d = run(scheduler, noon, state, allowed=False, shot_running=True, failed_shot=True, obsnum_ok=False,
-            settings=replace(SETTINGS, half_width=0.1))
+            programs_missing="syscmd not found", settings=replace(SETTINGS, half_width=0.1))
     assert d.blockers == BLOCKERS
     assert list(d.to_fields(noon)["details"]) == list(BLOCKERS)
     scheduler.configure(SETTINGS)
+
+
+def test_obsnum_detail_is_the_databases_own_reason(scheduler, good_now):
+    reason = "MySQL server 127.0.0.1:3306, database nosuch, user root: Unknown database 'nosuch'"
+    d = run(scheduler, good_now, obsnum_ok=False, obsnum_error=reason)
+    assert d.details["obsnum_unavailable"] == reason
+
+
+def test_stand_ins_are_said_in_every_decision(scheduler, good_now):
+    note = "STAND-IN programs, no data is taken: [run_shot] syscmd_command runs python -m ocd.sim.syscmd"
+    running = run(scheduler, good_now, stand_ins=note)
+    assert running.verdict == "run"  # a stand-in is loud, not a blocker
+    assert running.to_fields(good_now)["details"] == {"stand_ins": note}
+    waiting = run(scheduler, good_now, allowed=False, stand_ins=note)
+    assert waiting.to_fields(good_now)["details"]["stand_ins"] == note
 
 
 def test_settings_from_the_master_configuration():

@@ -289,3 +289,53 @@ def test_replay_url_answers_heartbeats_and_advances_the_clock(free_url):
         client.close()
         bus.close()
         service.stopService()
+
+
+def _run_shot_args(**extra):
+    import argparse
+
+    values = dict(emit_events=True, wait_for_connection=True, timeout=3.0, force=False)
+    values.update(extra)
+    return argparse.Namespace(**values)
+
+
+@pytest_twisted.inlineCallbacks
+def test_run_shot_c_is_refused_while_a_shot_runs_and_the_loop_says_who(ocd):
+    """Issue 9 item 5: ``run_shot -e -c`` asks the main loop first."""
+    from twisted.internet import defer, reactor
+    from twisted.logger import globalLogPublisher
+
+    from ocd.commands.run_shot import _connect
+    from ocd.config import Config
+
+    service, config = ocd
+    loop = main_loop(service)
+    loop.shots.start(("DEX00042", 1001), reactor.seconds(), 3600.0, own=True)
+    hand = Config.load(None, [("urls", "ocd_main_loop", " ".join(config.get_urls("urls", "ocd_main_loop"))),
+                              ("urls", "ocd_run_shot", " ".join(config.get_urls("urls", "ocd_run_shot")))])
+    out = io.StringIO()
+    bus, client, status = yield defer.ensureDeferred(_connect(_run_shot_args(), hand, reactor, out))
+    assert status == 1 and bus is None
+    assert "shot DEX00042 running (observation 1001, by ocd)" in out.getvalue()
+    assert "--force" in out.getvalue()
+
+    logged: list = []
+    observer = lambda e: logged.append(e)
+    globalLogPublisher.addObserver(observer)
+    out = io.StringIO()
+    bus, client, status = yield defer.ensureDeferred(
+        _connect(_run_shot_args(force=True), hand, reactor, out))
+    try:
+        assert status is None and "WARNING" in out.getvalue()
+        client.emit("ocd.run_shot.run", {"exec_status": 0, "shotid": "HAND01", "obs_number": 7,
+                                         "exptimes": [1, 1, 1]})
+        assert (yield wait_until(lambda: any("another runner" in str(e.get("log_format"))
+                                             for e in logged), 3.0))
+        from twisted.logger import formatEvent
+
+        line = next(formatEvent(e) for e in logged if "another runner" in str(e.get("log_format")))
+        assert "HAND01" in line and "WHILE OCD's own shot DEX00042 runs" in line
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        client.close()
+        bus.close()

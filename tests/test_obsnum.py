@@ -246,3 +246,111 @@ def test_not_started_is_unavailable(tmp_path):
     pool = ObsnumPool(_sqlite_config(tmp_path / "o.sqlite"))
     with pytest.raises(ObsnumUnavailable):
         yield pool.reserve("A")
+
+
+# -- issue 9 item 2: the check at start, the real reason, logged once ---------
+
+class _LogCapture:
+    """Collects the twisted.logger events of one namespace (a real observer)."""
+
+    def __init__(self, namespace: str = "ocd.obsnum"):
+        from twisted.logger import globalLogPublisher
+
+        self.namespace = namespace
+        self.events: list[dict] = []
+        self._publisher = globalLogPublisher
+        globalLogPublisher.addObserver(self)
+
+    def __call__(self, event: dict) -> None:
+        if event.get("log_namespace") == self.namespace:
+            self.events.append(event)
+
+    def lines(self, level: str) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.events if e["log_level"].name == level]
+
+    def close(self) -> None:
+        self._publisher.removeObserver(self)
+
+
+@pytest.fixture
+def obsnum_log():
+    capture = _LogCapture()
+    yield capture
+    capture.close()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_unknown_database_at_start_is_one_clear_line(mysql_db, obsnum_log):
+    missing = f"{mysql_db}_nosuch"
+    pool = _started(_mysql_config(missing))
+    try:
+        ok = yield pool.started_check
+        assert ok is False and not pool.available
+        assert f"Unknown database '{missing}'" in pool.last_error
+        (line,) = obsnum_log.lines("error")
+        for part in ("127.0.0.1:3306", f"database {missing}", "user root",
+                     f"Unknown database '{missing}'"):
+            assert part in line, (part, line)
+        assert pool.attempts == 1  # not a connection error: not tried again
+        for _ in range(3):  # the same condition again: no new line
+            with pytest.raises(ObsnumUnavailable) as info:
+                yield pool.reserve("DEX00001")
+            assert "Unknown database" in str(info.value)
+        assert len(obsnum_log.lines("error")) == 1
+        assert pool.attempts == 4
+    finally:
+        pool.stopService()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_access_denied_is_reported_as_such(mysql_db, obsnum_log):
+    pool = _started(_mysql_config(mysql_db, user=f"nobody_{mysql_db[-8:]}", password="wrong"))
+    try:
+        ok = yield pool.started_check
+        assert ok is False
+        assert "Access denied" in pool.last_error and "(MySQL error 1045)" in pool.last_error
+        assert pool.attempts == 1
+    finally:
+        pool.stopService()
+
+
+@pytest.mark.integration
+@pytest.mark.mysql
+@pytest_twisted.inlineCallbacks
+def test_mysql_down_is_tried_once_more_then_back_logged_once(mysql_db, obsnum_log):
+    pool = _started(_mysql_config(mysql_db, port=str(_free_port())))
+    try:
+        ok = yield pool.started_check
+        assert ok is False and pool.attempts == 2  # a connection error: one retry
+        assert "Can't connect" in pool.last_error
+        pool.port = 3306  # the server "comes back"
+        pool.stopService()
+        pool.startService()
+        ok = yield pool.started_check
+        assert ok is True and pool.available and pool.last_error is None
+        assert len(obsnum_log.lines("error")) == 1
+        assert any("can be used again" in line for line in obsnum_log.lines("info"))
+    finally:
+        pool.stopService()
+
+
+@pytest.mark.integration
+@pytest_twisted.inlineCallbacks
+def test_pool_closed_during_a_retry_is_unavailable_not_an_attribute_error(tmp_path):
+    """The retry after a connection error must see that the pool was closed."""
+    from twisted.internet import defer
+
+    pool = _started(_mysql_config("ocd", port=str(_free_port())))
+    yield pool.started_check
+    d = pool.reserve("DEX00001")
+    pool.stopService()  # joins the pool's thread: the refused connect is in
+    with pytest.raises(ObsnumUnavailable) as info:
+        yield d
+    assert "pool is not running" in str(info.value)
+    yield defer.succeed(None)

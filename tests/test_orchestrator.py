@@ -7,6 +7,7 @@ the listeners of ``publish`` (the one place every outgoing event passes).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,19 +20,31 @@ from ocd.services.obsnum import ObsnumUnavailable
 from ocd.services.orchestrator import Orchestrator, track_azimuth
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 
+STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
+STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
+
 # A dark moment of the default sample night (2025-02-20, 06:00 UTC).
 NIGHT = 1740031200.0
 
 
 class UnreachableObsnum:
-    """Stands in for ObsnumPool when the database is down (same ``reserve``)."""
+    """Stands in for ObsnumPool when the database is down (same interface)."""
+
+    REASON = "MySQL server 127.0.0.1:1, database ocd, user root: Can't connect (MySQL error 2003)"
 
     def __init__(self) -> None:
         self.tries = 0
+        self.available = True
+        self.last_error: str | None = None
 
     def reserve(self, shotid: str) -> defer.Deferred:
         self.tries += 1
-        return defer.fail(ObsnumUnavailable("no route to 127.0.0.1:1"))
+        self.available, self.last_error = False, self.REASON
+        return defer.fail(ObsnumUnavailable(self.REASON))
+
+    def check(self) -> defer.Deferred:
+        self.tries += 1
+        return defer.succeed(False)
 
 
 def test_fake_obsnum_matches_the_real_interface():
@@ -39,9 +52,12 @@ def test_fake_obsnum_matches_the_real_interface():
 
     from ocd.services.obsnum import ObsnumPool
 
-    real = inspect.signature(ObsnumPool.reserve)
-    fake = inspect.signature(UnreachableObsnum.reserve)
-    assert list(real.parameters) == list(fake.parameters)
+    for name in ("reserve", "check"):
+        real = inspect.signature(getattr(ObsnumPool, name))
+        fake = inspect.signature(getattr(UnreachableObsnum, name))
+        assert list(real.parameters) == list(fake.parameters)
+    pool = ObsnumPool(Config.load())
+    assert (pool.available, pool.last_error) == (True, None)
 
 
 def tcs(topic: str, t: float, **fields) -> object:
@@ -73,7 +89,9 @@ def make_loop(tmp_path: Path):
         shot_file = tmp_path / "shots.txt"
         shot_file.write_text(shot_list_text(sample))
         overrides = [("shots", "shot_file", str(shot_file)),
-                     ("shots", "state_db", str(tmp_path / "state.sqlite"))]
+                     ("shots", "state_db", str(tmp_path / "state.sqlite")),
+                     ("run_shot", "syscmd_command", STANDIN_SYSCMD),
+                     ("run_shot", "dither_command", STANDIN_DITHER)]
         overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
         config = Config.load(None, overrides)
         clock = Clock()
@@ -148,6 +166,7 @@ def test_allow_then_obsnum_unavailable_blocks_and_retries(make_loop):
     if obsnum.tries == 0:
         pytest.skip("no sample shot observable at this moment")
     assert "obsnum_unavailable" in decisions(heard)[-1]["blockers"]
+    assert decisions(heard)[-1]["details"]["obsnum_unavailable"] == UnreachableObsnum.REASON
     assert loop.shot.state == "idle"
     tries = obsnum.tries
     clock.advance(1)
@@ -227,6 +246,11 @@ class PendingObsnum:
 
     def __init__(self) -> None:
         self.pending: list[defer.Deferred] = []
+        self.available = True
+        self.last_error: str | None = None
+
+    def check(self) -> defer.Deferred:
+        return defer.succeed(True)
 
     def reserve(self, shotid: str) -> defer.Deferred:
         d: defer.Deferred = defer.Deferred()

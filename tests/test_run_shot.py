@@ -489,3 +489,54 @@ def test_command_emit_with_main_loop(command_env, ocd_command, standins, free_ur
     assert shot[0] == ("ocd.run_shot.run", 0) and shot[-1] == ("ocd.run_shot.run", 1)
     assert len(shot) == 10
     assert fake.events[-1][1]["error"] is False
+
+
+# -- issue 9 item 1 / issue 12 section 1: programs and numbers checked first --------
+
+def test_command_missing_program_exits_2_before_anything(tmp_path, command_env, ocd_command,
+                                                         standins):
+    env, site, main_url = command_env
+    site.write_text(site.read_text().replace(f"syscmd_command = {SYSCMD}",
+                                             "syscmd_command = no-such-syscmd-ocd {command}"))
+    done = run_command(ocd_command, env, site)
+    assert done.returncode == 2, done.stderr
+    assert "'no-such-syscmd-ocd', not found on PATH" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "obsnum.sqlite").exists() or _obsnums(tmp_path / "obsnum.sqlite") == []
+    assert read_calls(standins) == []
+
+
+def test_command_says_it_runs_stand_ins(command_env, ocd_command, standins):
+    env, site, main_url = command_env
+    done = run_command(ocd_command, env, site)
+    assert done.returncode == 0, done.stderr
+    assert "STAND-IN" in done.stderr and "NO DATA IS TAKEN" in done.stderr
+
+
+def _database_down(site, free_port):
+    site.write_text(site.read_text().replace(
+        "[database]\nbackend = sqlite\n",
+        f"[database]\nbackend = mysql\nhost = 127.0.0.1\nport = {free_port}\ntimeout = 1\n"))
+
+
+def test_command_number_that_cannot_be_recorded_does_not_run(command_env, ocd_command, standins):
+    from conftest import free_port
+
+    env, site, main_url = command_env
+    _database_down(site, free_port())
+    done = run_command(ocd_command, env, site)
+    assert done.returncode == 1, done.stderr
+    assert "1234 cannot be recorded" in done.stderr and "Can't connect" in done.stderr
+    assert "--force" in done.stderr
+    assert read_calls(standins) == []
+
+
+def test_command_force_runs_without_recording(command_env, ocd_command, standins):
+    from conftest import free_port
+
+    env, site, main_url = command_env
+    _database_down(site, free_port())
+    done = run_command(ocd_command, env, site, "--force")
+    assert done.returncode == 0, done.stderr
+    assert "not recorded" in done.stderr and "--force" in done.stderr
+    assert len(read_calls(standins, "syscmd")) > 0

@@ -5,10 +5,14 @@ The same :class:`ocd.run_shot.ShotRunner` as ``ocd run``. In order:
 1. ``-m`` must be a JSON object (else exit 2);
 2. with ``-e``, bind the ``ocd_run_shot`` URL picked by ``-N`` and shake
    hands with the main loop (events.md 3.4): with ``-c`` a failed handshake
-   aborts (exit 3); without ``-c`` the shot goes on after ``--timeout``;
+   aborts (exit 3), and a reply that reports a running shot refuses this
+   one (exit 1, naming it) unless ``--force``; without ``-c`` the shot goes
+   on after ``--timeout``;
 3. record ``obs_number`` in the observation-number table: a number already
-   taken is refused (exit 2) before anything moves; an unreachable database
-   is a warning;
+   taken is refused (exit 2) before anything moves; a number that cannot be
+   recorded (database down, access denied) is refused too (exit 1, naming
+   the database's error), since OCD could later hand the same number out
+   again; ``--force`` runs the shot anyway, with a warning;
 4. run the shot, emitting ``ocd.run_shot.*`` on the bound URL (with ``-e``)
    or only to the log; Ctrl+C or SIGTERM ends the children and still emits
    FINISH with the error.
@@ -75,7 +79,23 @@ def _say(out: Any, message: str) -> None:
     print(f"ocd run_shot: {message}", file=out, flush=True)
 
 
-async def record_obsnum(config: Config, obs_number: int, shotid: str, reactor: Any, out: Any) -> int | None:
+def check_programs(config: Config, out: Any) -> int | None:
+    """Say which programs the shot will run; exit 2 when one cannot be found."""
+    from ocd.services.programs import missing_detail, resolve_programs
+
+    programs = resolve_programs(config)
+    for program in programs:
+        _say(out, ("WARNING: " if program.standin else "") + program.describe())
+    missing = missing_detail(programs)
+    if missing is not None:
+        _say(out, f"cannot run the shot: {missing} (set the PATH, or the option in the "
+                  "configuration file)")
+        return EXIT_USAGE
+    return None
+
+
+async def record_obsnum(config: Config, obs_number: int, shotid: str, reactor: Any, out: Any,
+                        force: bool = False) -> int | None:
     """Record the number; an exit status when the shot must not run, else None."""
     from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable
 
@@ -87,7 +107,12 @@ async def record_obsnum(config: Config, obs_number: int, shotid: str, reactor: A
         _say(out, f"refused: {exc}")
         return EXIT_USAGE
     except ObsnumUnavailable as exc:
-        _say(out, f"WARNING: observation number {obs_number} not recorded: {exc}")
+        if not force:
+            _say(out, f"refused: observation number {obs_number} cannot be recorded ({exc}); "
+                      "the shot does not run (--force runs it anyway)")
+            return EXIT_FAILED
+        _say(out, f"WARNING: observation number {obs_number} not recorded ({exc}); running "
+                  "anyway because of --force: OCD may hand the same number out again")
     finally:
         pool.stopService()
     return None
@@ -114,7 +139,8 @@ async def run_shot(args: argparse.Namespace, config: Config, reactor: Any, out: 
             return status
         emit = client.emit
     try:
-        status = await record_obsnum(config, request.obs_number, request.shotid, reactor, out)
+        status = await record_obsnum(config, request.obs_number, request.shotid, reactor, out,
+                                     force=bool(getattr(args, "force", False)))
         if status is not None:
             return status
         processes = ProcessRunner(reactor, config.get_float("run_shot", "kill_grace"))
@@ -131,6 +157,19 @@ async def run_shot(args: argparse.Namespace, config: Config, reactor: Any, out: 
         return EXIT_OK
     _say(out, f"shot {request.shotid} (obs {request.obs_number}) failed: {outcome.error}")
     return EXIT_FAILED
+
+
+def describe_running(shots: Any) -> str:
+    """``shot DEX00001 (observation 1001, by ocd)`` for each running shot; "" for none."""
+    if not isinstance(shots, list):
+        return ""
+    parts = []
+    for shot in shots:
+        if isinstance(shot, dict):
+            obs = shot.get("obs_number")
+            where = "observation being reserved" if obs is None else f"observation {obs}"
+            parts.append(f"shot {shot.get('shotid')} running ({where}, by {shot.get('by')})")
+    return ", ".join(parts)
 
 
 def _log_event(topic: str, fields: dict) -> None:
@@ -152,8 +191,19 @@ async def _connect(args: argparse.Namespace, config: Config, reactor: Any, out: 
         bus.close()
         _say(out, f"cannot emit events: {exc}")
         return None, None, EXIT_USAGE
-    ok = await client.handshake(args.timeout)
-    if not ok:
+    reply = await client.handshake_reply(args.timeout)
+    if reply is not None and args.wait_for_connection:
+        running = describe_running(reply.get("shots_running"))
+        if running and not getattr(args, "force", False):
+            client.close()
+            bus.close()
+            _say(out, f"refused: the OCD main loop reports {running}; running another shot "
+                      "would move the telescope under it (--force runs it anyway)")
+            return None, None, EXIT_FAILED
+        if running:
+            _say(out, f"WARNING: the OCD main loop reports {running}; running anyway because "
+                      "of --force")
+    if reply is None:
         where = " ".join(main_urls)
         if args.wait_for_connection:
             client.close()
@@ -177,6 +227,9 @@ def main(args: argparse.Namespace, config: Config) -> int:
     except UsageError as exc:
         _say(sys.stderr, str(exc))
         return EXIT_USAGE
+    status = check_programs(config, sys.stderr)
+    if status is not None:
+        return status
     start_logging(config, program="run_shot")
     state: dict[str, Any] = {"code": EXIT_FAILED, "runner": None, "work": None}
 

@@ -35,7 +35,11 @@ BLOCKERS: tuple[str, ...] = (
     "no_target",
     "obsnum_unavailable",
     "failed_shot",
+    "programs_missing",
 )
+#: Not a blocker: the loud note in ``details`` when a shot would run through
+#: OCD's own stand-ins (ocd.services.programs).
+STAND_INS = "stand_ins"
 RUN = "run"
 WAIT = "wait"
 
@@ -99,6 +103,12 @@ class DecisionInputs:
     shot_running: bool = False
     failed_shot: bool = False
     obsnum_ok: bool = True
+    #: Why the observation-number database cannot be used (its own message).
+    obsnum_error: str | None = None
+    #: Which configured program cannot be found (blocker programs_missing).
+    programs_missing: str | None = None
+    #: Which configured programs are OCD's stand-ins (said in every decision).
+    stand_ins: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class Decision:
     verdict: str  # "run" or "wait"
     shot: Shot | None  # the scheduler's pick, also when waiting
     blockers: tuple[str, ...]  # in BLOCKERS order; empty when run
+    #: One line per blocker, plus ``stand_ins`` when a stand-in is configured.
     details: Mapping[str, str] = field(default_factory=dict, compare=False)
     track: int | None = None  # 0 EAST, 1 WEST (with shot)
     track_end: float | None = None  # when the pick leaves its track, epoch s
@@ -132,7 +143,8 @@ class Decision:
             "shotid": None if self.shot is None else self.shot.shotid,
             "track": self.track,
             "blockers": list(self.blockers),
-            "details": {name: self.details[name] for name in self.blockers if name in self.details},
+            "details": {name: self.details[name] for name in (*self.blockers, STAND_INS)
+                        if name in self.details},
             "now": float(now),
         }
 
@@ -218,16 +230,20 @@ def decide(
             else f"none of {left} shot(s) left is in the band for {duration / 60:.0f} min"
         )
     if not inputs.obsnum_ok:
-        found["obsnum_unavailable"] = "the observation-number database could not be reached"
+        found["obsnum_unavailable"] = (
+            inputs.obsnum_error or "the observation-number database could not be reached")
     if inputs.failed_shot:
         found["failed_shot"] = "the last shot failed or was lost; waiting for a person"
+    if inputs.programs_missing:
+        found["programs_missing"] = inputs.programs_missing
 
     blockers = tuple(name for name in BLOCKERS if name in found)
     return Decision(
         verdict=WAIT if blockers else RUN,
         shot=None if pick is None else pick.shot,
         blockers=blockers,
-        details={name: found[name] for name in blockers},
+        details={**{name: found[name] for name in blockers},
+                 **({STAND_INS: inputs.stand_ins} if inputs.stand_ins else {})},
         track=None if pick is None else pick.track,
         track_end=None if pick is None else pick.track_end,
     )

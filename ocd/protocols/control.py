@@ -104,13 +104,18 @@ class ControlClient:
     # -- the three things a subcommand does -----------------------------------
     def handshake(self, timeout: float, interval: float = 0.25) -> Deferred:
         """Fires True once the main loop answers an enquiry, False after ``timeout``."""
+        d = self.handshake_reply(timeout, interval)
+        d.addCallback(lambda answer: answer is not None)
+        return d
+
+    def handshake_reply(self, timeout: float, interval: float = 0.25) -> Deferred:
+        """Like :meth:`handshake`, but fires with the reply (which says the
+        ``shots_running``), or None after ``timeout``."""
         ident = new_id()
-        d = self._wait(
+        return self._wait(
             HEARTBEAT_REPLY, ident, lambda: self.emit(HEARTBEAT_ENQUIRY, {"id": ident}),
             None, interval, timeout,
         )
-        d.addCallback(lambda answer: answer is not None)
-        return d
 
     def request(
         self, topic: str, fields: dict, answer_topic: str, attempts: int, interval: float

@@ -209,7 +209,7 @@ class MainLoop(Service):
         if not isinstance(ident, str):
             self._drop(event, "heartbeat enquiry without a string id")
             return
-        self.publish(HEARTBEAT_REPLY, {"id": ident})
+        self.publish(HEARTBEAT_REPLY, {"id": ident, "shots_running": self.running_shots()})
 
     def _handle_allow(self, event: Event) -> None:
         allow = event.get("allow")
@@ -258,6 +258,10 @@ class MainLoop(Service):
             self.on_config_updated(section, option, value)
 
     # -- hooks the orchestrator extends ---------------------------------------
+    def running_shots(self) -> list[dict[str, Any]]:
+        """The shots running now, for the heartbeat reply (``run_shot -c`` asks)."""
+        return []
+
     def on_telescope_event(self, event: Event) -> None:
         """A valid TCS/replay event arrived (clock already advanced)."""
 

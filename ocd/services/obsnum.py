@@ -14,10 +14,19 @@ other reservation can interleave:
 - SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the
   read, and other connections wait on the busy timeout.
 
-A connection that is lost (or a server that cannot be reached) is tried once
-more; then the reservation fails with :class:`ObsnumUnavailable`,
-``available`` turns False (the main loop's ``obsnum_unavailable`` blocker)
-and OCD carries on: the next reservation tries again.
+At start, :meth:`ObsnumPool.check` logs in and reads the table (creating
+it when missing, as a reservation would): a failure is one line naming the
+host, database, user and the server's own message, and OCD keeps running
+with the ``obsnum_unavailable`` blocker, whose detail is that message.
+
+Only a connection error (a lost connection, a server that cannot be
+reached) is tried once more; an SQL or permission error (unknown database,
+access denied, a missing table that cannot be created) fails at once, since
+trying again cannot help. Either way the call fails with
+:class:`ObsnumUnavailable`, ``available`` turns False and ``last_error``
+holds the reason; the main loop re-checks on its timer (:meth:`check`)
+until the database can be used again. A change of condition is logged once
+(unavailable with its reason, available again), never on every attempt.
 
 The pool is ``twisted.enterprise.adbapi``: blocking DB-API calls in its own
 thread pool. It is made in ``startService`` (after twistd's fork) and closed
@@ -121,6 +130,17 @@ def _classify(exc: BaseException) -> str:
     return "other"
 
 
+def describe_error(exc: BaseException) -> str:
+    """The server's own message in one line, e.g. ``(1049, "Unknown database 'x'")``."""
+    import pymysql
+
+    if isinstance(exc, pymysql.err.MySQLError) and len(exc.args) >= 2:
+        code, text = exc.args[0], exc.args[1]
+        return f"{text} (MySQL error {code})"
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
 def _is_duplicate(exc: BaseException) -> bool:
     import sqlite3
 
@@ -159,18 +179,30 @@ class ObsnumPool(Service):
         self.last_error: str | None = None
         self._pool: adbapi.ConnectionPool | None = None
         self._table_ready = False
+        #: Tries made against the database (every retry counts).
+        self.attempts = 0
+        #: The check made at start (fires True or False).
+        self.started_check: defer.Deferred[bool] | None = None
 
     def where(self) -> str:
-        """The database in words, for messages."""
+        """The database in words, for messages: host, database, user, table."""
         if self.backend == "sqlite":
-            return f"SQLite file {self.sqlite_file}, table {self.table}"
-        return f"MySQL {self.user}@{self.host}:{self.port}/{self.database}, table {self.table}"
+            return f"SQLite file {self.sqlite_file.absolute()}, table {self.table}"
+        return (f"MySQL server {self.host}:{self.port}, database {self.database}, "
+                f"user {self.user}, table {self.table}")
 
     # -- lifecycle ------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
         self._pool = self._make_pool()
-        log.info("observation numbers from {where}", where=self.where())
+        self.started_check = self.check()
+
+        def checked(ok: bool) -> bool:
+            if ok:
+                log.info("obsnum: observation numbers from {where}: checked", where=self.where())
+            return ok
+
+        self.started_check.addCallback(checked)
 
     def stopService(self) -> Any:
         super().stopService()
@@ -209,14 +241,29 @@ class ObsnumPool(Service):
         return self._attempt(self._record_in_thread, obsnum, shotid,
                              what=f"record number {obsnum} for {shotid}")
 
+    def check(self) -> defer.Deferred[bool]:
+        """Log in and read the table; fires True or False (never fails).
+
+        Called at start and, while the database is unavailable, on the main
+        loop's timer: the way back to ``available``.
+        """
+        def unavailable(failure: Any) -> bool:
+            failure.trap(ObsnumUnavailable)
+            return False
+
+        d = self._attempt(self._check_in_thread, what="use the observation-number table")
+        d.addCallbacks(lambda _: True, unavailable)
+        return d
+
     # -- retries ----------------------------------------------------------------
     @defer.inlineCallbacks
     def _attempt(self, func: Any, *args: Any, what: str) -> Any:
-        if self._pool is None:
-            self._fail(f"cannot {what}: the database pool is not running")
         connection_retries = 1
         conflicts = 0
         while True:
+            if self._pool is None:
+                self._fail("the database pool is not running (OCD is stopping)", what)
+            self.attempts += 1
             try:
                 value = yield self._pool.runWithConnection(func, *args)
             except ObsnumTaken:
@@ -228,30 +275,44 @@ class ObsnumPool(Service):
                     conflicts += 1
                     log.debug("obsnum: {what}: conflict ({exc}), again", what=what, exc=exc)
                     continue
-                if kind != "conflict" and connection_retries > 0:
+                if kind == "connection" and connection_retries > 0:
                     connection_retries -= 1
-                    log.warn("obsnum: {what} failed ({exc}): trying once more", what=what, exc=exc)
+                    log.debug("obsnum: {what}: connection error ({exc}), trying once more",
+                              what=what, exc=exc)
                     continue
-                self._fail(f"cannot {what} in {self.where()}: {type(exc).__name__}: {exc}")
+                self._fail(describe_error(exc), what)
             else:
                 self._ok()
                 return value
-            if self._pool is None:
-                self._fail(f"cannot {what}: the database pool was closed")
 
     def _ok(self) -> None:
         if not self.available:
-            log.info("obsnum: the database can be used again ({where})", where=self.where())
+            log.info("obsnum: the observation-number database can be used again ({where})",
+                     where=self.where())
         self.available = True
         self.last_error = None
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, reason: str, what: str) -> None:
+        """Mark unavailable with ``reason``; log only a change of condition."""
+        message = f"{self.where()}: {reason}"
+        if self.available or message != self.last_error:
+            log.error("obsnum: cannot {what}: {message}; shots are blocked "
+                      "(obsnum_unavailable) until it works", what=what, message=message)
         self.available = False
         self.last_error = message
-        log.error("obsnum: {message}", message=message)
-        raise ObsnumUnavailable(message)
+        raise ObsnumUnavailable(f"cannot {what} in {message}")
 
     # -- in the pool's threads ----------------------------------------------
+    def _check_in_thread(self, conn: Any) -> None:
+        cur = conn.cursor()
+        try:
+            self._ensure_table(cur)
+            cur.execute(f"SELECT MAX(obsnum) FROM {self._quoted()}")
+            cur.fetchall()
+        finally:
+            cur.close()
+        conn.commit()
+
     def _ensure_table(self, cursor: Any) -> None:
         if self._table_ready:
             return

@@ -35,6 +35,7 @@ from ocd.core.decide import RUN, Decision, DecisionInputs, DecisionSettings, dec
 from ocd.core.events import Event
 from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.protocols.process import ProcessRunner
+from ocd.services.programs import Program, missing_detail, resolve_programs, standin_detail
 from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
 from ocd.core.scheduler import Scheduler
 from ocd.services.main_loop import RUN_SHOT_PREFIX, RUN_SHOT_RUN, MainLoop
@@ -75,7 +76,12 @@ class Orchestrator(MainLoop):
         self.settings = DecisionSettings.from_config(config)
         self.scheduler = Scheduler([], self.settings)
         self.alerts = AlertTracker()
-        self.obsnum_ok = True
+        #: The configured programs as last found on PATH (ocd.services.programs).
+        self.programs: list[Program] = []
+        self._programs_missing: str | None = None
+        self._stand_ins: str | None = None
+        self._obsnum_check: defer.Deferred | None = None
+        self._starting: str | None = None
         self.last_decision: Decision | None = None
         self.store: ShotStore | None = None
         self.runner: ShotRunner | None = None
@@ -104,8 +110,31 @@ class Orchestrator(MainLoop):
         self.runner = ShotRunner(self.config, self.publish, self.processes, self.reactor,
                                  self.store)
         self.reload_shots(force=True)
+        self.check_programs()
         super().startService()
         self.schedule_decision()
+
+    # -- the programs a shot runs ------------------------------------------------
+    def check_programs(self) -> None:
+        """Find ``syscmd_command`` and ``dither_command`` on PATH (at start, on the timer).
+
+        A program that cannot be found is the ``programs_missing`` blocker;
+        OCD's own stand-ins are said loudly. Changes are logged once.
+        """
+        programs = resolve_programs(self.config)
+        missing, stand_ins = missing_detail(programs), standin_detail(programs)
+        first = not self.programs
+        if first or programs != self.programs:
+            for program in programs:
+                if program.path is None:
+                    self.log.error("{program}: shots are blocked (programs_missing) until it "
+                                   "can be found", program=program.describe())
+                elif program.standin:
+                    self.log.warn("{program}", program=program.describe())
+                elif not first:
+                    self.log.info("{program}", program=program.describe())
+        self.programs = programs
+        self._programs_missing, self._stand_ins = missing, stand_ins
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
@@ -237,6 +266,7 @@ class Orchestrator(MainLoop):
             except (TypeError, ValueError):
                 budget = float(sum(self.settings.exptimes))
             if self.shots.start(key, self.reactor.seconds(), budget + self.settings.shot_grace):
+                self._log_other_runner(key, event)
                 self._sync_shot_machine(f"shot {key[0]} (observation {key[1]}) started by "
                                         "another runner")
             return
@@ -254,6 +284,29 @@ class Orchestrator(MainLoop):
             self._count_down(str(key[0]))
             self._sync_shot_machine(f"shot {key[0]} finished")
 
+    def _log_other_runner(self, key: tuple[Any, Any], event: Event) -> None:
+        """Say that a shot was started by someone else, louder when ours runs."""
+        own = self.shots.own_running
+        if own is not None or self.shots.starting:
+            mine = own.key[0] if own is not None else self._starting
+            self.log.error(
+                "shot {shotid} (observation {obs}) started by another runner (ocd run_shot, "
+                "from {url}) WHILE OCD's own shot {own} runs: the telescope is moved under it",
+                shotid=key[0], obs=key[1], url=event.url, own=mine)
+        else:
+            self.log.warn("shot {shotid} (observation {obs}) started by another runner "
+                          "(ocd run_shot, from {url}), not by this OCD",
+                          shotid=key[0], obs=key[1], url=event.url)
+
+    def running_shots(self) -> list[dict[str, Any]]:
+        """Every running shot, OCD's own first (also one whose number is being reserved)."""
+        shots = [{"shotid": shot.key[0], "obs_number": shot.key[1],
+                  "by": "ocd" if shot.own else "another runner"}
+                 for shot in sorted(self.shots.running.values(), key=lambda s: not s.own)]
+        if self.shots.starting and self._starting is not None:
+            shots.insert(0, {"shotid": self._starting, "obs_number": None, "by": "ocd"})
+        return shots
+
     def _sync_shot_machine(self, msg: str, idle_by: str = "finish") -> None:
         """Move ``run_shot`` to what the tracker says: running while any shot is."""
         if self.shots.busy and self.shot.can_fire("start"):
@@ -269,27 +322,47 @@ class Orchestrator(MainLoop):
 
     def on_tick(self) -> None:
         self.reload_shots()
+        self.check_programs()
         self._expire_shots()
-        self.evaluate(retry_obsnum=True)
+        self._recheck_obsnum()
+        self.evaluate()
 
-    def evaluate(self, retry_obsnum: bool = False) -> Decision | None:
+    def _recheck_obsnum(self) -> None:
+        """While the database is unavailable, try it again (one check at a time)."""
+        if self.obsnum is None or self.obsnum.available or self._obsnum_check is not None:
+            return
+        d = self._obsnum_check = self.obsnum.check()
+
+        def checked(ok: bool) -> None:
+            self._obsnum_check = None
+            if ok:
+                self.schedule_decision()
+
+        d.addCallback(checked)
+        d.addErrback(lambda failure: self.log.failure("checking the database failed", failure))
+
+    def evaluate(self) -> Decision | None:
         """Decide now; act on a ``run`` verdict. Never raises."""
         try:
-            return self._evaluate(retry_obsnum)
+            return self._evaluate()
         except Exception:
             self.counters.increment("decision.errors")
             self.log.failure("deciding failed")
             return None
 
-    def _evaluate(self, retry_obsnum: bool) -> Decision:
+    def _evaluate(self) -> Decision:
         now = self.now()
         monotonic = self.reactor.seconds()
+        obsnum = self.obsnum
         inputs = DecisionInputs(
             telescope=self.telescope,
             allowed=self.arming.state == "allowed",
             shot_running=self.shots.busy,
             failed_shot=self.failed_shot,
-            obsnum_ok=self.obsnum_ok,
+            obsnum_ok=obsnum is None or obsnum.available,
+            obsnum_error=None if obsnum is None else obsnum.last_error,
+            programs_missing=self._programs_missing,
+            stand_ins=self._stand_ins,
         )
         decision = decide(inputs, self.scheduler, now, monotonic, self.settings)
         self.counters.increment("decisions")
@@ -298,7 +371,7 @@ class Orchestrator(MainLoop):
                                           self.config.get_float("general", "alert_after"),
                                           decision.details):
             self.alert(message)
-        if decision.verdict == RUN or (retry_obsnum and decision.blockers == ("obsnum_unavailable",)):
+        if decision.verdict == RUN:
             self._start_shot(decision)
         return decision
 
@@ -324,6 +397,7 @@ class Orchestrator(MainLoop):
         if self.runner is None or self.runner.running is not None or self._stopping:
             return  # our previous shot is still ending, or OCD is stopping
         self.shots.starting = True
+        self._starting = shot.shotid
         self._sync_shot_machine(f"OCD starts shot {shot.shotid}")
         self.counters.increment("shots.started")
         d = self.obsnum.reserve(shot.shotid)
@@ -340,7 +414,6 @@ class Orchestrator(MainLoop):
 
     def _no_obsnum(self, shot: Shot, failure: Any) -> None:
         self.shots.starting = False
-        self.obsnum_ok = False
         reason = failure.getErrorMessage()
         if not failure.check(ObsnumUnavailable):
             self.log.failure("reserving an observation number failed", failure)
@@ -359,7 +432,6 @@ class Orchestrator(MainLoop):
         return None
 
     def _run(self, shot: Shot, track: int, obs_number: int) -> None:
-        self.obsnum_ok = True
         self.shots.starting = False
         why = self._why_not_now()
         if why is not None:
