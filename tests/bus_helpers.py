@@ -39,7 +39,7 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
 def write_config(config: Config, path) -> str:
     """Write the URL sections of ``config`` to a file a child process reads."""
     lines = []
-    for section in ("urls", "dates", "topics", "shots", "database"):
+    for section in ("general", "urls", "dates", "topics", "shots", "database"):
         lines.append(f"[{section}]")
         for option in config.options(section):
             value = config.as_dict()[section][option]

@@ -97,6 +97,9 @@ class MainLoop(Service):
         self.listeners: list[Listener] = []
         self.publishers: dict[str, EventPublisher] = {}
         self.clock = OcdClock.from_config(config)
+        #: Log every published event (debug): only when a log is at debug level.
+        self.log_publish = "debug" in (config.get_str("general", "log_level"),
+                                       config.get_str("general", "json_log_level"))
         self._warned: dict[str, tuple[float, int]] = {}
         self._topic_counter: dict[str, str] = {}
 
@@ -131,10 +134,13 @@ class MainLoop(Service):
             publisher.publish(event)
         self.counters.increment(f"published.{topic}")
         # Raw events are for debugging: the Narrator tells a person what changed.
-        self.log.debug(
-            "publish {topic} {fields}", topic=topic, fields=dict(fields), ocd_event="publish",
-            data_time=event.data_time, wire_time=event.wire_time,
-        )
+        # Not even emitted unless a log wants debug: twistd's log file takes
+        # every level, and heartbeat-rate events would fill it.
+        if self.log_publish:
+            self.log.debug(
+                "publish {topic} {fields}", topic=topic, fields=dict(fields),
+                ocd_event="publish", data_time=event.data_time, wire_time=event.wire_time,
+            )
         for listener in list(self.listeners):
             try:
                 listener(event)
