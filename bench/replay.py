@@ -91,7 +91,7 @@ def run_replay(reactor, source, speedup: float, keep_lateness: bool = True):
     bus.open()
     url = free_url()
     publisher = bus.publisher([url])
-    drain = Drain(bus._context, url)
+    drain = Drain(bus.context, url)
     replayer = Replayer(source, publisher.publish_raw, reactor, speedup, keep_lateness=keep_lateness)
     began = time.perf_counter()
     d = replayer.start()

@@ -43,7 +43,7 @@ def ocd_run(site, ocd_command, child_env):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_allow_round_trip_against_a_child_ocd_run(site, ocd_run, ocd_command, child_env, sig):
     _, cfg = site
-    start = run(ocd_command + ["allow_hetdex", "--config", cfg, "-n", "10", "-I", "0.3",
+    start = run(ocd_command + ["allow_hetdex", "--config", cfg, "-n", "40", "-I", "0.25",
                                "start"], child_env)
     assert start.returncode == 0, start.stderr
     assert "HETDEX shots allowed" in start.stderr

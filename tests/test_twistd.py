@@ -94,3 +94,41 @@ def test_foreground_bind_error_is_reported(tmp_path, free_url, child_env):
         context.term()
     assert result.returncode != 0
     assert "address already in use" in result.stdout + result.stderr
+
+
+def test_twistd_r_asyncio_runs_ocd_on_that_reactor(tmp_path, free_url, ocd_command, child_env):
+    """txZMQ (imported by the bus) must not install the default reactor first."""
+    config = make_config(free_url)
+    cfg = write_config(config, tmp_path / "site.cfg")
+    logfile = tmp_path / "ocd.log"
+    child = subprocess.Popen(TWISTD + ["-r", "asyncio", "-n", "--pidfile=", "--logfile",
+                                       str(logfile), "ocd", "--config", cfg],
+                             env=child_env, cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        allow = subprocess.run(ocd_command + ["allow_hetdex", "--config", cfg, "-n", "40",
+                                              "-I", "0.25", "start"],
+                               env=child_env, cwd=REPO, capture_output=True, text=True,
+                               timeout=30)
+        assert allow.returncode == 0, allow.stderr + (logfile.read_text()
+                                                      if logfile.exists() else "")
+    finally:
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=15)
+    # twistd stops cleanly, then ends itself with the signal it got (its exit status)
+    assert child.returncode in (0, -signal.SIGTERM), out + err
+    log = logfile.read_text()
+    assert "AsyncioSelectorReactor" in log and "Server Shut Down" in log
+    assert "ocd.states.hetdex_allowed_changed" in log
+    assert "Traceback" not in log
+
+
+def test_the_bus_uses_the_reactor_twistd_chose(child_env):
+    code = ("import twisted.plugins.ocd_plugin, ocd.tap, sys; "
+            "assert 'txzmq' not in sys.modules; "
+            "from twisted.internet import asyncioreactor; asyncioreactor.install(); "
+            "from twisted.internet import reactor; "
+            "from ocd.protocols.zmq import Bus; "
+            "assert Bus().reactor is reactor, Bus().reactor; "
+            "assert type(reactor).__name__ == 'AsyncioSelectorReactor'")
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env, cwd=REPO)

@@ -130,8 +130,9 @@ class MainLoop(Service):
         publisher = self.publishers.get(channel)
         if publisher is None:
             self.counters.increment("publish.no_socket")
-        else:
-            publisher.publish(event)
+        elif not publisher.publish(event):
+            # the PUB is full (XPUB_NODROP): the event is lost; the bus warns
+            self.counters.increment(f"dropped.publish.{channel}")
         self.counters.increment(f"published.{topic}")
         # Raw events are for debugging: the Narrator tells a person what changed.
         # Not even emitted unless a log wants debug: twistd's log file takes
@@ -318,9 +319,9 @@ class ControlChannels(Service):
 
     def startService(self) -> None:
         try:
-            main = self.bus.publisher([self.main_loop_url])
+            main = self.bus.publisher([self.main_loop_url], channel="main_loop")
             self._sockets.append(main)
-            shots = self.bus.publisher([self.run_shot_url])
+            shots = self.bus.publisher([self.run_shot_url], channel="run_shot")
             self._sockets.append(shots)
             for kind, urls in self.control_urls.items():
                 if urls:
