@@ -119,7 +119,7 @@ def test_twistd_r_asyncio_runs_ocd_on_that_reactor(tmp_path, free_url, ocd_comma
     assert child.returncode in (0, -signal.SIGTERM), out + err
     log = logfile.read_text()
     assert "AsyncioSelectorReactor" in log and "Server Shut Down" in log
-    assert "ocd.states.hetdex_allowed_changed" in log
+    assert "ARMED by ocd allow_hetdex start" in log  # the narration, at info
     assert "Traceback" not in log
 
 
