@@ -42,7 +42,7 @@ def main() -> int:
     from ocd.protocols.process import ProcessRunner
 
     async def time_reserve(config: Config, name: str) -> None:
-        pool = ObsnumPool(config)
+        pool = ObsnumPool(config, reactor)
         pool.startService()
         try:
             samples = []

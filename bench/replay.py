@@ -194,8 +194,7 @@ def part_b(reactor, night: Path):
 CHILD = """
 import resource, sys, time
 sys.path.insert(0, {repo!r})
-from twisted.internet import reactor
-from ocd.protocols.control import run_on_reactor
+from twisted.internet import task
 from ocd.protocols.zmq import Bus
 from ocd.services.replay import ReplayDatabase
 from ocd.services.replay_schedule import Replayer
@@ -211,7 +210,7 @@ def work(reactor):
         bus.close()
         return 0
     return r.start().addCallback(done)
-run_on_reactor(work)
+task.react(work)
 """
 
 
@@ -229,7 +228,7 @@ def part_c(small: Path, big: Path) -> None:
 
 
 def main() -> None:
-    from ocd.protocols.control import run_on_reactor
+    from twisted.internet import task
 
     t0 = time.perf_counter()
     night = cached_night(seed=0)
@@ -240,11 +239,10 @@ def main() -> None:
     def work(reactor):
         d = part_a(reactor, night)
         d.addCallback(lambda _: part_b(reactor, night))
-        return d.addCallback(lambda _: 0)
+        d.addCallback(lambda _: part_c(small, big))  # blocking, the reactor has nothing else to do
+        return d.addCallback(lambda _: print(f"total {time.perf_counter() - t0:.0f} s"))
 
-    run_on_reactor(work)
-    part_c(small, big)
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    task.react(work)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from ocd.core.astro import HET_ELEVATION, HET_LOCATION, quiet_repeats  # noqa: E402
+from ocd.core.astro import HET_LOCATION, quiet_repeats  # noqa: E402
+from ocd.core.site import HET_ELEVATION  # noqa: E402
 from ocd.core.decide import DecisionInputs, DecisionSettings, decide  # noqa: E402
 from ocd.core.events import UrlKind, event_from_payload, make_payload  # noqa: E402
 from ocd.core.scheduler import Scheduler  # noqa: E402

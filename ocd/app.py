@@ -17,10 +17,9 @@ does not survive a fork, so sockets and pools open in ``startService``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet.interfaces import IReactorCore
 
 from ocd.config import Config
 from ocd.protocols.zmq import Bus
@@ -31,8 +30,12 @@ from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
 
 
-def makeService(config: Config, reactor: Any = None, program: str = "ocd run") -> MultiService:
+def makeService(config: Config, reactor: IReactorCore, program: str = "ocd run") -> MultiService:
     """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
+
+    ``reactor`` is the one the program runs (resolved where it starts:
+    ``task.react`` for ``ocd run``, twistd's for ``twistd ocd``); every service
+    gets it from here, none imports the global one.
 
     Children start in this order and stop in the reverse one: the main loop
     (ending a running shot) stops before the subscriber, the observation
@@ -59,7 +62,6 @@ def makeService(config: Config, reactor: Any = None, program: str = "ocd run") -
     interval = max(config.get_float("decision", "decide_interval"), 0.1)
     timer = TimerService(interval, main_loop.tick)
     timer.setName("timer")
-    if reactor is not None:
-        timer.clock = reactor
+    timer.clock = reactor
     timer.setServiceParent(root)
     return root

@@ -349,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace, Config], int] = module.main
     try:
         return int(run(args, config) or 0)
+    except SystemExit as exc:  # a command that ran the reactor (task.react) exits
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
         print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

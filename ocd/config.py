@@ -26,10 +26,11 @@ import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from ocd.config_docs import OptionDoc, OptionDocError, parse_option_docs
 
 T = TypeVar("T")
 
@@ -109,65 +110,6 @@ def expand_environment(
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class OptionDoc:
-    """One option of the master file with the comment written above it."""
-
-    section: str
-    option: str
-    default: str
-    help: str
-    unit: str
-    live: bool
-
-
-_META_RE = re.compile(r"^unit:\s*(?P<unit>.*?);\s*live:\s*(?P<live>yes|no)\s*$")
-
-
-def parse_option_docs(text: str) -> list[OptionDoc]:
-    """Read the descriptions and ``unit: ...; live: ...`` lines of a config text.
-
-    The master file is the one source of truth for what an option means and
-    whether it may change at run time; the docs and ``config send`` both
-    read it through this function.
-    """
-    docs: list[OptionDoc] = []
-    section = None
-    comments: list[str] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            comments = []
-            continue
-        if line.startswith("#"):
-            comments.append(line[1:].strip())
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            comments = []
-            continue
-        if "=" in line and section is not None:
-            option, _, default = line.partition("=")
-            meta = _META_RE.match(comments[-1]) if comments else None
-            if meta is None:
-                raise ConfigError(
-                    f"{MASTER_NAME}, line {lineno}: option [{section}] "
-                    f"{option.strip()} lacks its 'unit: ...; live: ...' comment"
-                )
-            docs.append(
-                OptionDoc(
-                    section=section,
-                    option=option.strip(),
-                    default=default.strip(),
-                    help=" ".join(comments[:-1]),
-                    unit=meta["unit"],
-                    live=meta["live"] == "yes",
-                )
-            )
-            comments = []
-    return docs
-
-
 def _new_parser() -> configparser.ConfigParser:
     parser = configparser.ConfigParser(
         interpolation=EnvInterpolation(),
@@ -200,7 +142,11 @@ class Config:
         self._origin: dict[tuple[str, str], str] = {}
         self.files_read: list[str] = []
         self.warnings: list[str] = []
-        self._docs = {(d.section, d.option): d for d in parse_option_docs(master_text())}
+        try:
+            docs = parse_option_docs(master_text(), MASTER_NAME)
+        except OptionDocError as exc:
+            raise ConfigError(str(exc)) from None
+        self._docs = {(d.section, d.option): d for d in docs}
         self._read_layer(master_text(), str(master_path()), allow_new=True)
 
     # -- building -----------------------------------------------------------

@@ -19,7 +19,6 @@ while it is shown, so no line writes over it.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from datetime import datetime, timezone
@@ -32,11 +31,11 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     formatEventAsClassicLogText,
     globalLogBeginner,
-    jsonFileLogObserver,
 )
 from zope.interface import implementer
 
 from ocd.config import Config
+from ocd.json_log import JsonLogFile
 
 _started = False
 
@@ -134,12 +133,11 @@ def observers_for(
     path = config.get_path("general", "json_log")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        json_file = io.open(path, "a", encoding="utf-8")
+        json_file = JsonLogFile(path)  # never raises on a full disk (ocd.json_log)
         if opened is not None:
             opened.append(json_file)
-        observers.append(level_observer(
-            StampedObserver(jsonFileLogObserver(json_file), program),
-            config.get_str("general", "json_log_level")))
+        observers.append(level_observer(StampedObserver(json_file, program),
+                                        config.get_str("general", "json_log_level")))
     return observers
 
 

@@ -50,10 +50,12 @@ def load_config(options: Any):
 def makeService(options: Options):
     """The service tree of ``ocd run``; a bad configuration stops twistd with why."""
     from ocd.config import ConfigError
+    from twisted.internet import reactor  # twistd has installed its choice by now
+
     from ocd.app import makeService as build
 
     try:
-        return build(load_config(options), program="twistd ocd")
+        return build(load_config(options), reactor, program="twistd ocd")
     except ConfigError as exc:
         raise SystemExit(f"twistd ocd: configuration error: {exc}") from None
 

@@ -22,6 +22,8 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
         ("urls", "ocd_config", free_url()),
         ("urls", "ocd_run_shot", f"{free_url()} {free_url()}"),
         ("dates", "clock", "tcs"),
+        # The tests send fixed historical TCS times (2018, 2025) on TCS URLs.
+        ("dates", "max_time_offset", "0"),
         # Local state of the main loop goes to a fresh folder, never the work tree.
         ("shots", "state_db", str(Path(state) / "state.sqlite")),
         ("shots", "shot_file", str(Path(state) / "shots.txt")),

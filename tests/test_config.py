@@ -16,9 +16,9 @@ from ocd.config import (
     _TYPES,
     apply_live_update,
     master_text,
-    parse_option_docs,
     split_list,
 )
+from ocd.config_docs import parse_option_docs
 
 
 def write(path: Path, text: str) -> str:

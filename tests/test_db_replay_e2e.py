@@ -24,8 +24,8 @@ def night(tmp_path_factory):
     return generate_night(path, seed=5, start=START, hours=0.25, bad_weather_minutes=4)
 
 
-@pytest.fixture
-def replay_ocd(free_url):
+@pytest_twisted.async_yield_fixture
+async def replay_ocd(free_url):
     """``ocd run``'s service tree listening to a replay URL; records what it gets."""
     from twisted.internet import reactor
 
@@ -44,7 +44,7 @@ def replay_ocd(free_url):
     main_loop.on_telescope_event = record
     service.startService()
     yield config, main_loop, received
-    service.stopService()
+    await service.stopService()
 
 
 def args_for(*argv: str):

@@ -183,8 +183,12 @@ class Watcher:
             self.pump(step)
         return True
 
-    def handshake(self, timeout: float = 15.0) -> bool:
-        """events.md 3.1: enquire until the main loop's reply with our id comes back."""
+    def handshake(self, timeout: float = 60.0) -> bool:
+        """events.md 3.1: enquire until the main loop's reply with our id comes back.
+
+        The first answer waits for the first decision (the night's sky is computed
+        then): seconds on a loaded machine; the wait ends as soon as it comes.
+        """
         ident = uuid.uuid4().hex
         payload = {"id": ident, "__system": "ocd", "__source": "heartbeat", "__key": "enquiry",
                    "__data_time": time.time(), "__wire_time": time.time(), "__data": False}

@@ -15,29 +15,35 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def ocd(free_url):
-    """``ocd run``'s service tree, started on the test reactor."""
+def tcs_socket():
+    """A raw pyzmq PUB, as the TCS would bind it: on a port the kernel picks."""
+    context = zmq.Context()
+    socket = context.socket(zmq.PUB)
+    socket.bind("tcp://127.0.0.1:*")
+    yield socket
+    socket.close(linger=0)
+    context.term()
+
+
+@pytest_twisted.async_yield_fixture
+async def ocd(free_url, tcs_socket):
+    """``ocd run``'s service tree, started on the test reactor (and stopped: awaited)."""
     from twisted.internet import reactor
 
     from ocd.app import makeService
 
-    config = make_config(free_url, topics__extra_topics="ocd.states")
+    config = make_config(free_url, topics__extra_topics="ocd.states",
+                         urls__event_urls=tcs_socket.getsockopt_string(zmq.LAST_ENDPOINT))
     service = makeService(config, reactor)
     service.startService()
     yield service, config
-    service.stopService()
+    await service.stopService()
 
 
 @pytest.fixture
-def tcs(ocd):
-    """A raw pyzmq PUB bound on the event URL, as the TCS would."""
-    _, config = ocd
-    context = zmq.Context()
-    socket = context.socket(zmq.PUB)
-    socket.bind(config.get_urls("urls", "event_urls")[0])
-    yield socket
-    socket.close(linger=0)
-    context.term()
+def tcs(ocd, tcs_socket):
+    """The TCS's PUB on the event URL ``ocd run`` listens to."""
+    return tcs_socket
 
 
 def main_loop(service):
@@ -215,10 +221,14 @@ def test_bad_topic_is_counted(free_url):
 
 
 @pytest_twisted.inlineCallbacks
-def test_tcs_publisher_that_comes_back(ocd, free_url):
+def test_tcs_publisher_that_comes_back(ocd, tcs_socket):
     service, config = ocd
     loop = main_loop(service)
     url = config.get_urls("urls", "event_urls")[0]
+    # the TCS goes away (its port freed: term waits for the close); it comes back
+    # twice on the same URL
+    tcs_socket.close(linger=0)
+    tcs_socket.context.term()
     for round_ in (1, 2):
         context = zmq.Context()
         socket = context.socket(zmq.PUB)
@@ -288,7 +298,7 @@ def test_replay_url_answers_heartbeats_and_advances_the_clock(free_url):
     finally:
         client.close()
         bus.close()
-        service.stopService()
+        yield service.stopService()
 
 
 def _run_shot_args(**extra):

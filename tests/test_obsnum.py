@@ -67,8 +67,14 @@ def _rows(database: str) -> list[tuple[int, str]]:
     return rows
 
 
+def _pool(config: Config) -> ObsnumPool:
+    from twisted.internet import reactor  # pytest-twisted installed it
+
+    return ObsnumPool(config, reactor)
+
+
 def _started(config: Config) -> ObsnumPool:
-    pool = ObsnumPool(config)
+    pool = _pool(config)
     pool.startService()
     return pool
 
@@ -83,7 +89,7 @@ def test_create_table_sql_names_the_table():
 
 def test_building_the_pool_opens_nothing(tmp_path):
     path = tmp_path / "sub" / "obs.sqlite"
-    ObsnumPool(_sqlite_config(path))
+    _pool(_sqlite_config(path))
     assert not path.exists()
 
 
@@ -243,7 +249,7 @@ def test_sqlite_unusable_file_gives_unavailable(tmp_path):
 
 @pytest_twisted.inlineCallbacks
 def test_not_started_is_unavailable(tmp_path):
-    pool = ObsnumPool(_sqlite_config(tmp_path / "o.sqlite"))
+    pool = _pool(_sqlite_config(tmp_path / "o.sqlite"))
     with pytest.raises(ObsnumUnavailable):
         yield pool.reserve("A")
 

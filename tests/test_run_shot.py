@@ -82,8 +82,10 @@ def request(**changes) -> ShotRequest:
 
 def make_runner(config, store=None):
     events: list[tuple[str, dict]] = []
+    from twisted.internet import reactor
+
     runner = ShotRunner(config, lambda topic, fields: events.append((topic, fields)),
-                        ProcessRunner(kill_grace=0.3), store=store)
+                        ProcessRunner(reactor, kill_grace=0.3), reactor, store=store)
     return runner, events
 
 
@@ -439,6 +441,8 @@ class FakeMainLoop:
 
         self.events: list[tuple[str, dict]] = []
         self._stop = threading.Event()
+        #: Set once the shot's last event (run FINISH) has been received.
+        self.finished = threading.Event()
         context = zmq.Context.instance()
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
@@ -460,6 +464,8 @@ class FakeMainLoop:
             topic, payload = self.sub.recv_multipart()
             fields = _json.loads(payload)
             self.events.append((topic.decode(), fields))
+            if topic == b"ocd.run_shot.run" and fields.get("exec_status") == 1:
+                self.finished.set()
             if topic == b"ocd.heartbeat.enquiry":
                 now = time.time()
                 self.pub.send_multipart(to_frames(make_event(
@@ -479,7 +485,8 @@ def test_command_emit_with_main_loop(command_env, ocd_command, standins, free_ur
     try:
         done = run_command(ocd_command, env, site, "-e", "-c", "-t", "5",
                            "--ocd-run-shot", free_url(), shot_url, "-N", "1")
-        time.sleep(0.2)
+        # the command has exited; its FINISH may still be on its way to our thread
+        fake.finished.wait(5)
     finally:
         fake.close()
     assert done.returncode == 0, done.stderr

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ocd.core.astro import HET_ELEVATION, HET_LOCATION, quiet_repeats
+from ocd.core.astro import HET_LOCATION, quiet_repeats
+from ocd.core.site import HET_ELEVATION
 from ocd.core.decide import DecisionSettings
 from ocd.core.scheduler import Scheduler
 from ocd.core.shots import EAST, EITHER, WEST, Shot

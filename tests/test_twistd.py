@@ -46,7 +46,7 @@ def test_daemon_pidfile_sigterm_and_second_start(tmp_path, free_url, ocd_command
     pid = int(pidfile.read_text())
     try:
         # the daemon answers: arm it through the real subcommand
-        allow = subprocess.run(ocd_command + ["allow_hetdex", "--config", cfg, "-n", "10",
+        allow = subprocess.run(ocd_command + ["allow_hetdex", "--config", cfg, "-n", "40",
                                               "-I", "0.3", "start"],
                                env=child_env, cwd=REPO, capture_output=True, text=True,
                                timeout=20)

@@ -123,7 +123,7 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
             ticker.stop()
         pub.close(linger=0)
         context.term()
-        service.stopService()
+        yield service.stopService()
     from ocd.protocols.zmq import MAX_BATCH
 
     print(f"100k burst: {len(per_read)} reads, {len(gaps)} ticks, "
@@ -300,7 +300,7 @@ def test_a_full_publisher_counts_drops_by_channel_and_warns_once(free_url):
     publisher = bus.publisher(["tcp://127.0.0.1:*"], channel="main_loop", high_water_mark=1)
     publisher.socket.setsockopt(zmq.SNDBUF, 4096)
     stuck.connect(publisher.socket.getsockopt(zmq.LAST_ENDPOINT).decode())
-    loop = MainLoop(make_config(free_url))
+    loop = MainLoop(make_config(free_url), bus.reactor)
     loop.publishers["main_loop"] = publisher
     warnings = []
 

@@ -80,7 +80,8 @@ def rst_text(text: str) -> str:
 
 
 def config_tables_rst(underline: str = "~") -> list[str]:
-    from ocd.config import master_text, parse_option_docs
+    from ocd.config import master_text
+    from ocd.config_docs import parse_option_docs
 
     docs = parse_option_docs(master_text())
     sections: dict[str, list] = {}
@@ -142,7 +143,8 @@ class OcdLiveOptions(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        from ocd.config import master_text, parse_option_docs
+        from ocd.config import master_text
+        from ocd.config_docs import parse_option_docs
 
         items = [f"``[{d.section}] {d.option}``" for d in parse_option_docs(master_text()) if d.live]
         container = nodes.container()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IReactorCore
+
     from ocd.config import Config
 
 #: Modules of subcommands beyond the user's page, in the order of ``ocd -h``.
@@ -32,3 +35,28 @@ def warn_both_sources(config: Config, command: str) -> None:
     if config.get_urls("urls", "event_urls") and config.get_urls("urls", "ocd_db_replay"):
         print(f"WARNING: ocd {command}: both [urls] event_urls and [urls] ocd_db_replay are "
               "given; `ocd run` would refuse this configuration", file=sys.stderr)
+
+
+def _exit_with(code: Any) -> NoReturn:
+    raise SystemExit(int(code or 0))
+
+
+def react(work: Callable[[IReactorCore], Deferred[int] | int]) -> NoReturn:
+    """Run the reactor until ``work(reactor)`` fires; exit with the status it gives.
+
+    The one way a command runs the reactor: :func:`twisted.internet.task.react`,
+    which is also where the reactor is resolved (the global one, or the one
+    twistd or a test installed) and handed down. ``work`` starts once the
+    reactor runs, as children and sockets expect. ``react`` ends with
+    ``SystemExit``; :func:`ocd.cli.main` turns that back into the status, so
+    a command stays callable from a test.
+    """
+    from twisted.internet import defer, task
+
+    def main(reactor: IReactorCore) -> Deferred[None]:
+        started: Deferred[int] = defer.Deferred()
+        reactor.callWhenRunning(lambda: defer.maybeDeferred(work, reactor).chainDeferred(started))
+        return started.addCallback(_exit_with)
+
+    task.react(main)
+    raise AssertionError("task.react returned")  # pragma: no cover - it always exits

@@ -16,10 +16,9 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from ocd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from ocd.config import Config
-from ocd.commands import warn_both_sources
+from ocd.core.topics import Topic
+from ocd.commands import react, warn_both_sources
 
-REQUEST = "ocd.states.hetdex_allowed"
-ANSWER = "ocd.states.hetdex_allowed_changed"
 
 
 def requester() -> str:
@@ -44,8 +43,9 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
     want = action == "start"
     bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
     answer = yield request_main_loop(
-        config, bind_url, REQUEST, {"allow": want, "reason": f"asked by {requester()}"},
-        ANSWER, attempts, interval, reactor, out, "ocd allow_hetdex", "request")
+        config, bind_url, Topic.HETDEX_ALLOWED, {"allow": want, "reason": f"asked by {requester()}"},
+        Topic.HETDEX_ALLOWED_CHANGED, attempts, interval, reactor, out, "ocd allow_hetdex",
+        "request")
     if answer is None:
         return EXIT_UNREACHABLE
     allowed = answer.get("allowed")
@@ -59,8 +59,7 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.protocols.control import run_on_reactor
 
     warn_both_sources(config, "allow_hetdex")
-    return run_on_reactor(
+    return react(
         lambda reactor: allow(config, args.action, args.max_attempts, args.interval, reactor))

@@ -16,9 +16,8 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from ocd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from ocd.config import Config
+from ocd.core.topics import Topic
 
-REQUEST = "ocd.config.update"
-ANSWER = "ocd.config.updated"
 
 
 @inlineCallbacks
@@ -30,8 +29,8 @@ def send(config: Config, section: str, option: str, value: str, attempts: int,
     out = out if out is not None else sys.stderr
     bind_url = config.get_url_at("ocd_config", "config", "n_ocd_config")
     answer = yield request_main_loop(
-        config, bind_url, REQUEST, {"section": section, "option": option, "value": value},
-        ANSWER, attempts, interval, reactor, out, "ocd config send", "update")
+        config, bind_url, Topic.CONFIG_UPDATE, {"section": section, "option": option, "value": value},
+        Topic.CONFIG_UPDATED, attempts, interval, reactor, out, "ocd config send", "update")
     if answer is None:
         return EXIT_UNREACHABLE
     if answer.get("applied") is True:
@@ -42,9 +41,8 @@ def send(config: Config, section: str, option: str, value: str, attempts: int,
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.commands import warn_both_sources
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react, warn_both_sources
 
     warn_both_sources(config, "config send")
-    return run_on_reactor(lambda reactor: send(
+    return react(lambda reactor: send(
         config, args.section, args.option, args.value, args.max_attempts, args.interval, reactor))

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from ocd.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
 from ocd.logs import console_through
+from ocd.core.topics import Topic
 from ocd.services.replay import ReplayDatabase, ReplayError
 from ocd.services.replay_schedule import Replayer
 
@@ -183,7 +184,14 @@ def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.N
             if untimed:
                 log.warn("{n} of {total} events have no readable {field}: they are sent first",
                          n=untimed, total=total, field=db.time_field)
-        replayer = Replayer(db.events, client.publisher.publish_raw, reactor, args.speedup,
+        sent_by_topic = TopicCounts()
+        publish = client.publisher.publish_raw
+
+        def send(frames: list[bytes]) -> None:
+            publish(frames)
+            sent_by_topic.add(frames[0])
+
+        replayer = Replayer(db.events, send, reactor, args.speedup,
                             args.serve_forever, skipped=lambda: db.skipped)
         if terminal is None:
             terminal = out.isatty()
@@ -205,11 +213,59 @@ def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.N
             pass
         print(f"ocd db_replay: {summary.describe()} ({time.perf_counter() - began:.1f} s measured)",
               file=out)
+        answer = yield client.request(
+            Topic.REPLAY_END, {"handshake_id": client.handshake_id, "sent": summary.sent,
+                         "sent_by_topic": sent_by_topic.as_fields()},
+            Topic.REPLAY_COUNTED, attempts=3, interval=2.0)
+        print(f"ocd db_replay: {describe_count(summary.sent, answer)}"
+              + (f" ({client.publisher.dropped} dropped by db_replay's own full send queue)"
+                 if client.publisher.dropped else ""), file=out)
         return EXIT_OK
     finally:
         client.close()
         bus.close()
         db.close()
+
+
+class TopicCounts:
+    """Events sent per topic (at most :data:`MAX_TOPICS` topics, then only a total).
+
+    OCD compares these with what it counted: only the topics it subscribes
+    to ever reach it, so it needs the split to know what should have arrived.
+    """
+
+    MAX_TOPICS = 1000
+
+    def __init__(self) -> None:
+        self.counts: dict[bytes, int] = {}
+        self.overflow = False
+
+    def add(self, topic: bytes) -> None:
+        counts = self.counts
+        if topic in counts:
+            counts[topic] += 1
+        elif len(counts) < self.MAX_TOPICS:
+            counts[topic] = 1
+        else:
+            self.overflow = True
+
+    def as_fields(self) -> dict[str, int] | None:
+        """``{topic: n}`` for the end message, or None when there were too many topics."""
+        if self.overflow:
+            return None
+        return {t.decode("utf-8", "replace"): n for t, n in self.counts.items()}
+
+
+def describe_count(sent: int, answer: Any) -> str:
+    """db_replay's line about what OCD counted of the replay."""
+    if answer is None:
+        return (f"{sent} events sent; OCD did not answer the count at the end (it cannot say "
+                "how many arrived)")
+    counted, expected, lost = answer.get("counted"), answer.get("expected"), answer.get("lost")
+    if counted is None:
+        return f"{sent} events sent; OCD missed the start of this replay and cannot count it"
+    return (f"{sent} events sent, {expected} on the topics OCD subscribes to; OCD counted "
+            f"{counted}: {lost} lost")
 
 
 def replay_urls(config: Config) -> list[str]:
@@ -223,8 +279,7 @@ def replay_urls(config: Config) -> list[str]:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.commands import warn_both_sources
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react, warn_both_sources
     from ocd.logs import start_logging
 
     if not args.speedup > 0:
@@ -240,4 +295,4 @@ def main(args: argparse.Namespace, config: Config) -> int:
         return EXIT_USAGE
     warn_both_sources(config, "db_replay")
     start_logging(config, program="db_replay")
-    return run_on_reactor(lambda reactor: replay(config, db, urls, args, reactor))
+    return react(lambda reactor: replay(config, db, urls, args, reactor))

@@ -217,9 +217,9 @@ async def _connect(args: argparse.Namespace, config: Config, reactor: Any, out: 
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from twisted.internet import defer, error
-    from twisted.internet import reactor
+    from twisted.internet import defer
 
+    from ocd.commands import react
     from ocd.logs import start_logging
 
     try:
@@ -231,42 +231,34 @@ def main(args: argparse.Namespace, config: Config) -> int:
     if status is not None:
         return status
     start_logging(config, program="run_shot")
-    state: dict[str, Any] = {"code": EXIT_FAILED, "runner": None, "work": None}
 
-    def on_shutdown() -> Any:
-        # Ctrl+C / SIGTERM: end the children, and let FINISH go out first.
-        runner = state["runner"]
-        work = state["work"]
-        if runner is not None and runner.running is not None and work is not None:
-            runner.stop()
-            waiting: defer.Deferred = defer.Deferred()
-            work.addBoth(lambda result: (waiting.callback(None), result)[1])
-            return waiting
-        return None
+    def work(reactor: Any) -> defer.Deferred[int]:
+        runners: list[Any] = []
+        shot = defer.ensureDeferred(run_shot(args, config, reactor, sys.stderr,
+                                             on_runner=runners.append))
 
-    def stop_reactor() -> None:
-        try:
-            reactor.stop()
-        except error.ReactorNotRunning:
-            pass
+        status: defer.Deferred[int] = defer.Deferred()
 
-    def start() -> None:
-        work = defer.ensureDeferred(run_shot(
-            args, config, reactor, sys.stderr,
-            on_runner=lambda runner: state.__setitem__("runner", runner)))
-        state["work"] = work
+        def settle(code: int) -> None:
+            if not status.called:
+                status.callback(code)
 
-        def done(code: int) -> None:
-            state["code"] = int(code)
+        def on_shutdown() -> Any:
+            # Ctrl+C / SIGTERM: end the children, and let FINISH go out first.
+            if runners and runners[-1].running is not None and not status.called:
+                runners[-1].stop()
+                waiting: defer.Deferred[None] = defer.Deferred()
+                status.addBoth(lambda result: (waiting.callback(None), result)[1])
+                return waiting
+            settle(EXIT_FAILED)  # stopped before a shot ran
+            return None
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Any) -> int:
             log.failure("ocd run_shot: unexpected error", failure)
-            state["code"] = EXIT_FAILED
+            return EXIT_FAILED
 
-        work.addCallbacks(done, failed)
-        work.addBoth(lambda _: reactor.callLater(0, stop_reactor))
+        reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
+        shot.addCallbacks(int, failed).addCallback(settle)
+        return status
 
-    reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
-    reactor.callWhenRunning(start)
-    reactor.run()
-    return state["code"]
+    return react(work)

@@ -42,7 +42,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.protocols.control import run_on_reactor
+    from ocd.commands import react
     from ocd.logs import start_logging
     from ocd.sim.cache import cache_dir
     from ocd.sim.simulate import describe, prepare, run_night
@@ -60,19 +60,14 @@ def main(args: argparse.Namespace, config: Config) -> int:
                           ("general", "json_log", config.get_str("general", "json_log"))])
     start_logging(plan.config, program="simulate_night")
     progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
-    result: dict[str, Any] = {}
 
-    def work(reactor: Any) -> Any:
-        d = run_night(plan, reactor, sys.stdout, progress, narrate=not args.verbose)
-        return d.addCallback(lambda report: result.setdefault("report", report) and 0)
+    def described(report: Any) -> int:
+        from ocd.services.night_plot import plot_night
 
-    code = run_on_reactor(work)
-    report = result.get("report")
-    if report is None:
-        return code or 1
-    from ocd.services.night_plot import plot_night
+        print(describe(plan, report))
+        print(f"\ntimeline: {plot_night(report, plan.workdir / 'night.png')} (again: ocd "
+              f"night_report -l {plan.config.get_path('general', 'night_log')} -o FILE.png)")
+        return 0 if report.succeeded else 1
 
-    print(describe(plan, report))
-    print(f"\ntimeline: {plot_night(report, plan.workdir / 'night.png')} "
-          f"(again: ocd night_report -l {plan.config.get_path('general', 'night_log')} -o FILE.png)")
-    return 0 if report.succeeded else 1
+    return react(lambda reactor: run_night(plan, reactor, sys.stdout, progress,
+                                           narrate=not args.verbose).addCallback(described))

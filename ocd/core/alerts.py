@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from ocd.core.topics import Blocker
+
 #: Blockers that never alert on their own (see the module doc).
-QUIET_BLOCKERS: frozenset[str] = frozenset({"not_allowed", "shot_running"})
+QUIET_BLOCKERS: frozenset[Blocker] = frozenset({Blocker.NOT_ALLOWED, Blocker.SHOT_RUNNING})
 
 
 class AlertTracker:

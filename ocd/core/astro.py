@@ -31,6 +31,8 @@ from astropy.utils import iers
 from astropy.utils.exceptions import AstropyWarning
 from erfa import ErfaWarning
 
+from ocd.core.site import HET_HEIGHT, HET_LATITUDE, HET_LONGITUDE
+
 iers.conf.auto_download = False
 iers.conf.auto_max_age = None
 iers.conf.iers_degraded_accuracy = "warn"
@@ -75,11 +77,6 @@ class quiet_repeats:
 
 
 #: The Hobby-Eberly Telescope, McDonald Observatory (shots.md section 2).
-HET_LATITUDE = 30.681436  # deg north
-HET_LONGITUDE = -104.014722  # deg (west is negative)
-HET_HEIGHT = 2026.0  # m
 HET_LOCATION = EarthLocation.from_geodetic(
     lon=HET_LONGITUDE * u.deg, lat=HET_LATITUDE * u.deg, height=HET_HEIGHT * u.m
 )
-#: The HET's fixed elevation, deg.
-HET_ELEVATION = 55.055

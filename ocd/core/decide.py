@@ -22,26 +22,11 @@ from ocd.core.precision import comparison
 from ocd.core.scheduler import Scheduler
 from ocd.core.shots import TRACK_NAMES, Shot
 from ocd.core.state import TelescopeState
+from ocd.core.topics import BLOCKERS, Blocker, Verdict
 
-BLOCKERS: tuple[str, ...] = (
-    "not_allowed",
-    "shot_running",
-    "daylight",
-    "tcs_silent",
-    "shutter_closed",
-    "weather",
-    "bad_seeing",
-    "low_transparency",
-    "no_target",
-    "obsnum_unavailable",
-    "failed_shot",
-    "programs_missing",
-)
 #: Not a blocker: the loud note in ``details`` when a shot would run through
 #: OCD's own stand-ins (ocd.services.programs).
 STAND_INS = "stand_ins"
-RUN = "run"
-WAIT = "wait"
 
 
 @dataclass(frozen=True)
@@ -113,22 +98,22 @@ class DecisionInputs:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str  # "run" or "wait"
+    verdict: Verdict
     shot: Shot | None  # the scheduler's pick, also when waiting
-    blockers: tuple[str, ...]  # in BLOCKERS order; empty when run
+    blockers: tuple[Blocker, ...]  # in BLOCKERS order; empty when run
     #: One line per blocker, plus ``stand_ins`` when a stand-in is configured.
     details: Mapping[str, str] = field(default_factory=dict, compare=False)
     track: int | None = None  # 0 EAST, 1 WEST (with shot)
     track_end: float | None = None  # when the pick leaves its track, epoch s
 
     @property
-    def key(self) -> tuple[str, tuple[str, ...]]:
+    def key(self) -> tuple[Verdict, tuple[Blocker, ...]]:
         """What must change for ``ocd.decision.made`` to be published at once."""
         return self.verdict, self.blockers
 
     def summary(self) -> str:
         """One line for people, e.g. ``waiting: shutter_closed, bad_seeing (FWHM 2.4 > 2.0)``."""
-        if self.verdict == RUN and self.shot is not None:
+        if self.verdict is Verdict.RUN and self.shot is not None:
             return f"run: {self.shot.shotid} on the {TRACK_NAMES.get(self.track or 0, '?')} track"
         parts = []
         for name in self.blockers:
@@ -160,38 +145,38 @@ def decide(
     scheduler.configure(settings)
     duration = settings.duration
     tel = inputs.telescope
-    found: dict[str, str] = {}
+    found: dict[Blocker, str] = {}
 
     if not inputs.allowed:
-        found["not_allowed"] = "shots are not allowed (ocd allow_hetdex start)"
+        found[Blocker.NOT_ALLOWED] = "shots are not allowed (ocd allow_hetdex start)"
     if inputs.shot_running:
-        found["shot_running"] = "a shot is running"
+        found[Blocker.SHOT_RUNNING] = "a shot is running"
 
     sun = scheduler.highest_sun(now, duration)
     if sun > settings.max_sun_alt:
-        found["daylight"] = (
+        found[Blocker.DAYLIGHT] = (
             f"Sun up to {comparison(sun, '>', settings.max_sun_alt, ' deg', 1)}"
             f" within the next {duration / 60:.0f} min"
         )
 
     if tel.last_heartbeat is None:
-        found["tcs_silent"] = "no TCS heartbeat yet"
+        found[Blocker.TCS_SILENT] = "no TCS heartbeat yet"
     elif monotonic - tel.last_heartbeat > settings.tcs_timeout:
-        found["tcs_silent"] = (
+        found[Blocker.TCS_SILENT] = (
             "no TCS heartbeat for "
             f"{comparison(monotonic - tel.last_heartbeat, '>', settings.tcs_timeout, ' s')}"
         )
 
     if tel.shutter == "closed":
-        found["shutter_closed"] = "shutter closed"
+        found[Blocker.SHUTTER_CLOSED] = "shutter closed"
     elif tel.shutter is None and settings.require_shutter:
-        found["shutter_closed"] = "shutter state unknown"
+        found[Blocker.SHUTTER_CLOSED] = "shutter state unknown"
 
     weather = tel.weather
     if weather is None:
-        found["weather"] = "no weather report yet"
+        found[Blocker.WEATHER] = "no weather report yet"
     elif monotonic - weather.received > settings.weather_timeout:
-        found["weather"] = (
+        found[Blocker.WEATHER] = (
             "no weather report for "
             f"{comparison(monotonic - weather.received, '>', settings.weather_timeout, ' s')}"
         )
@@ -202,7 +187,7 @@ def decide(
         if weather.wind_speed > settings.max_wind:
             bad.append(f"wind {comparison(weather.wind_speed, '>', settings.max_wind, ' m/s')}")
         if bad:
-            found["weather"] = ", ".join(bad)
+            found[Blocker.WEATHER] = ", ".join(bad)
 
     # Metrology samples carry the TCS's time: window them on it, so a pinned
     # (mock_time) or system clock does not leave live samples outside.
@@ -211,13 +196,13 @@ def decide(
     fwhm_note = "" if fwhm is not None else " (no metrology: default)"
     fwhm = settings.default_fwhm if fwhm is None else fwhm
     if fwhm > settings.max_fwhm:
-        found["bad_seeing"] = f"FWHM {comparison(fwhm, '>', settings.max_fwhm, '', 1)}{fwhm_note}"
+        found[Blocker.BAD_SEEING] = f"FWHM {comparison(fwhm, '>', settings.max_fwhm, '', 1)}{fwhm_note}"
 
     transparency = tel.mean_transparency(seen, settings.fwhm_window)
     tr_note = "" if transparency is not None else " (no metrology: default)"
     transparency = settings.default_transparency if transparency is None else transparency
     if transparency < settings.min_transparency:
-        found["low_transparency"] = (
+        found[Blocker.LOW_TRANSPARENCY] = (
             f"transparency {comparison(transparency, '<', settings.min_transparency, '', 2)}"
             f"{tr_note}"
         )
@@ -225,21 +210,21 @@ def decide(
     pick = scheduler.best(now, duration)
     if pick is None:
         left = sum(1 for s in scheduler.shots if s.n_obs > 0)
-        found["no_target"] = (
+        found[Blocker.NO_TARGET] = (
             "no shots in the list" if not scheduler.shots
             else f"none of {left} shot(s) left is in the band for {duration / 60:.0f} min"
         )
     if not inputs.obsnum_ok:
-        found["obsnum_unavailable"] = (
+        found[Blocker.OBSNUM_UNAVAILABLE] = (
             inputs.obsnum_error or "the observation-number database could not be reached")
     if inputs.failed_shot:
-        found["failed_shot"] = "the last shot failed or was lost; waiting for a person"
+        found[Blocker.FAILED_SHOT] = "the last shot failed or was lost; waiting for a person"
     if inputs.programs_missing:
-        found["programs_missing"] = inputs.programs_missing
+        found[Blocker.PROGRAMS_MISSING] = inputs.programs_missing
 
     blockers = tuple(name for name in BLOCKERS if name in found)
     return Decision(
-        verdict=WAIT if blockers else RUN,
+        verdict=Verdict.WAIT if blockers else Verdict.RUN,
         shot=None if pick is None else pick.shot,
         blockers=blockers,
         details={**{name: found[name] for name in blockers},

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 BOOKKEEPING = ("__system", "__source", "__key", "__data_time", "__wire_time", "__data")
 _BOOKKEEPING_SET = frozenset(BOOKKEEPING)
@@ -159,8 +159,40 @@ def parse_frames(
         payload = json.loads(text)
     except ValueError as exc:
         raise MalformedEvent("bad_json", f"{topic}: payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedEvent(
+            "too_deep", f"{topic}: payload nested deeper than {MAX_DEPTH} levels") from None
+    # Counting brackets is C speed; only a payload with many of them is walked.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
+        raise MalformedEvent("too_deep", f"{topic}: payload nested deeper than {MAX_DEPTH} levels")
     # The payload was just decoded and nobody else holds it: no copy needed.
     return _validated_event(topic, payload, url_kind, url)
+
+
+#: Deepest nesting of lists and objects a payload may have. No event of the
+#: contract needs more than 2; a deep one would break every later
+#: ``json.dumps`` (the JSON log, an echo) with a RecursionError.
+MAX_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and dicts (iterative: never recurses itself)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def event_from_payload(
@@ -189,6 +221,8 @@ def _validated_event(topic: str, payload: Any, url_kind: UrlKind | None, url: st
         raise MalformedEvent("bad_time", f"{topic}: {exc}") from None
     if url_kind in _TELESCOPE_KINDS:  # a set, not the is_telescope property: hot path
         payload = normalise_tcs_fields(topic, payload)
+    elif url_kind is UrlKind.RUN_SHOT:
+        check_shot_fields(topic, payload)
     return Event._trusted(topic, MappingProxyType(payload), data_time, wire_time, url_kind, url)
 
 
@@ -264,6 +298,40 @@ def normalise_tcs_fields(topic: str, fields: dict[str, Any]) -> dict[str, Any]:
                 "bad_field", f"{topic}: field {name!r} = {fields[name]!r} is not a {kind}"
             ) from None
     return fields
+
+
+# -- shot events (events.md, section 3.4) --------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+#: Types of the shot fields an ``ocd.run_shot.*`` event may carry: a value of
+#: another type (a list as ``shotid``) would reach the handlers as a
+#: TypeError; it makes the event malformed instead.
+SHOT_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "shotid": ("string", lambda v: isinstance(v, str)),
+    "obs_number": ("integer or null", lambda v: v is None or _is_int(v)),
+    "exec_status": ("0 or 1", lambda v: _is_int(v) and v in (0, 1)),
+    "exposure": ("integer", _is_int),
+    "error": ("boolean", lambda v: isinstance(v, bool)),
+}
+
+
+def check_shot_fields(topic: str, payload: Mapping[str, Any]) -> None:
+    """Raise :class:`MalformedEvent` when a shot field present has the wrong type."""
+    if not topic.startswith("ocd.run_shot."):
+        return
+    for name, (what, ok) in SHOT_FIELDS.items():
+        if name in payload and not ok(payload[name]):
+            raise MalformedEvent(
+                "bad_field", f"{topic}: field {name!r} = {_short(payload[name])} is not a {what}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- writing ----------------------------------------------------------------

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
 
+from ocd.core.topics import (ArmingState, ArmingTransition, MachineName, ShotState,
+                             ShotTransition)
+
 
 class InvalidTransition(Exception):
     """A transition fired from a state it does not leave."""
@@ -67,7 +70,7 @@ class StateMachine:
         sources, target = entry
         if self.state not in sources:
             raise InvalidTransition(
-                f"machine {self.name}: cannot {transition} from {self.state!r} "
+                f"machine {self.name}: cannot {transition} from '{self.state}' "
                 f"(only from {', '.join(sorted(sources))})"
             )
         old, self.state = self.state, target
@@ -77,33 +80,29 @@ class StateMachine:
         return f"<StateMachine {self.name}: {self.state}>"
 
 
-HETDEX_ALLOWED = "hetdex_allowed"
-RUN_SHOT = "run_shot"
-
-
 def arming_machine() -> StateMachine:
     """``hetdex_allowed``: may OCD start survey shots? Not allowed at start."""
     return StateMachine(
-        HETDEX_ALLOWED,
-        ("not_allowed", "allowed"),
+        MachineName.HETDEX_ALLOWED,
+        tuple(ArmingState),
         {
-            "allow": (("not_allowed",), "allowed"),
-            "disallow": (("allowed",), "not_allowed"),
-            "self_disarm": (("allowed",), "not_allowed"),
+            ArmingTransition.ALLOW: ((ArmingState.NOT_ALLOWED,), ArmingState.ALLOWED),
+            ArmingTransition.DISALLOW: ((ArmingState.ALLOWED,), ArmingState.NOT_ALLOWED),
+            ArmingTransition.SELF_DISARM: ((ArmingState.ALLOWED,), ArmingState.NOT_ALLOWED),
         },
-        "not_allowed",
+        ArmingState.NOT_ALLOWED,
     )
 
 
 def shot_machine() -> StateMachine:
     """``run_shot``: is a shot running (by OCD or by hand)?"""
     return StateMachine(
-        RUN_SHOT,
-        ("idle", "running"),
+        MachineName.RUN_SHOT,
+        tuple(ShotState),
         {
-            "start": (("idle",), "running"),
-            "finish": (("running",), "idle"),
-            "lost": (("running",), "idle"),
+            ShotTransition.START: ((ShotState.IDLE,), ShotState.RUNNING),
+            ShotTransition.FINISH: ((ShotState.RUNNING,), ShotState.IDLE),
+            ShotTransition.LOST: ((ShotState.RUNNING,), ShotState.IDLE),
         },
-        "idle",
+        ShotState.IDLE,
     )

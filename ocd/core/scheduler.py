@@ -36,7 +36,8 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ocd.core.astro import HET_ELEVATION, HET_LATITUDE, HET_LOCATION, quiet_repeats
+from ocd.core.astro import HET_LOCATION, quiet_repeats
+from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.shots import EAST, WEST, Shot
 
 #: Grid step of sidereal time and Sun altitude, s. The Sun moves 1.25 deg in

@@ -18,10 +18,9 @@ from twisted.logger import Logger
 
 from ocd.config import Config
 from ocd.core.events import Event, UrlKind, make_event
+from ocd.core.topics import Topic
 from ocd.protocols.zmq import BindError, Bus, EventPublisher, EventSubscriber
 
-HEARTBEAT_ENQUIRY = "ocd.heartbeat.enquiry"
-HEARTBEAT_REPLY = "ocd.heartbeat.reply"
 
 log = Logger(namespace="ocd.control")
 
@@ -111,9 +110,9 @@ class ControlClient:
     def handshake_reply(self, timeout: float, interval: float = 0.25) -> Deferred:
         """Like :meth:`handshake`, but fires with the reply (which says the
         ``shots_running``), or None after ``timeout``."""
-        ident = new_id()
+        ident = self.handshake_id = new_id()  # a replay names its start with it
         return self._wait(
-            HEARTBEAT_REPLY, ident, lambda: self.emit(HEARTBEAT_ENQUIRY, {"id": ident}),
+            Topic.HEARTBEAT_REPLY, ident, lambda: self.emit(Topic.HEARTBEAT_ENQUIRY, {"id": ident}),
             None, interval, timeout,
         )
 
@@ -191,32 +190,3 @@ def request_main_loop(config: Config, bind_url: str, topic: str, fields: dict,
         print(f"{command}: the main loop answered the heartbeat but not the {what} "
               f"after {attempts} attempt(s)", file=out)
     return answer
-
-
-def run_on_reactor(work: Callable[[Any], Deferred]) -> int:
-    """Run the global reactor until ``work(reactor)`` fires; return its int.
-
-    Like ``twisted.internet.task.react`` but returning instead of calling
-    ``sys.exit``, so ``ocd.cli.main`` stays testable.
-    """
-    from twisted.internet import reactor
-    from twisted.internet.defer import maybeDeferred
-
-    outcome: dict[str, Any] = {"code": 1}
-
-    def start() -> None:
-        d = maybeDeferred(work, reactor)
-
-        def done(code: Any) -> None:
-            outcome["code"] = int(code or 0)
-
-        def failed(failure: Any) -> None:
-            log.failure("unexpected error", failure)
-            outcome["code"] = 1
-
-        d.addCallbacks(done, failed)
-        d.addBoth(lambda _: reactor.callLater(0, reactor.stop))
-
-    reactor.callWhenRunning(start)
-    reactor.run()
-    return outcome["code"]

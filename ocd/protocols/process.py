@@ -10,7 +10,12 @@ guarantees (shots.md section 3):
 - a timeout, then TERM, then KILL after ``kill_grace`` seconds; the same on
   :meth:`RunningProcess.terminate` (Ctrl+C, service stop);
 - stdout and stderr logged line by line with the command's name (long lines
-  cut), and the last stderr lines kept for the error message;
+  cut), but only the first :data:`HEAD_LINES` of each stream: after them
+  lines are only counted, the last :data:`TAIL_LINES` kept and logged when
+  the child ends (a child that writes 300 MB must neither fill the disk with
+  log nor be slowed down by it: past the head a chunk costs a few C-level
+  byte operations, never a log event per line); the last stderr lines are
+  kept for the error message;
 - the exit status checked: a non-zero exit, a signal, a timeout or a
   command that cannot be started fails the Deferred with
   :class:`ProcessFailed`, whose message names the command.
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
@@ -42,6 +48,12 @@ log = Logger(namespace="ocd.process")
 MAX_LINE = 500
 #: stderr lines kept for the message of :class:`ProcessFailed`.
 STDERR_TAIL = 10
+#: Lines of each stream of a child logged as they arrive; the rest are counted.
+HEAD_LINES = 100
+#: Last lines of each stream logged when the child ends, after the head.
+TAIL_LINES = 20
+#: A "line" without a newline is cut into pieces of this many bytes.
+RUNAWAY_LINE = 64 * MAX_LINE
 #: After the child exited, how long its pipes may stay open (held by a
 #: grandchild) before the rest of its process group is stopped.
 EXIT_PIPE_GRACE = 0.2
@@ -64,6 +76,8 @@ class ProcessResult:
     stopped: bool = False
     pid: int | None = None
     stderr_tail: tuple[str, ...] = field(default=(), repr=False)
+    #: Lines of stdout and stderr that were counted but not logged.
+    unlogged_lines: int = 0
 
     @property
     def ok(self) -> bool:
@@ -148,38 +162,122 @@ def _session_argv(executable: str, argv: list[str]) -> tuple[str, list[str]]:
 
 
 class _LineLogger:
-    """Split a byte stream into lines and log each one."""
+    """Split a byte stream into lines: log the head, count the rest, keep the tail.
 
-    def __init__(self, name: str, stream: str, keep: int = 0):
+    The first :data:`HEAD_LINES` lines are logged as they come. After them
+    :meth:`feed` counts newlines and keeps the last lines with ``bytes``
+    methods only (no decoding, no log event), so a flood of output costs the
+    reactor little and the child is never held up by its pipe. :meth:`flush`
+    (when the child ends) logs how much was not logged and the last
+    :data:`TAIL_LINES` lines.
+    """
+
+    def __init__(self, name: str, stream: str, keep: int = 0,
+                 head: int | None = None, tail: int | None = None):
         self.name = name
         self.stream = stream
         self.pid: int | None = None
         self._buffer = b""
-        self.tail: collections.deque[str] = collections.deque(maxlen=keep or None)
+        self._head = HEAD_LINES if head is None else head
+        self._late_keep = TAIL_LINES if tail is None else tail
         self._keep = keep
+        #: The last ``keep`` lines (raw), whether logged or not.
+        self._tail: collections.deque[bytes] = collections.deque(maxlen=max(keep, 1))
+        #: The last lines that were not logged (raw).
+        self._late: collections.deque[bytes] = collections.deque(maxlen=max(self._late_keep, 1))
+        self.logged = 0
+        self.lines = 0
+        self.unlogged_lines = 0
+        self.unlogged_bytes = 0
+
+    @property
+    def tail(self) -> list[str]:
+        """The last ``keep`` lines, decoded and cut (for an error message)."""
+        if not self._keep:
+            return []
+        return [_decode(raw) for raw in self._tail]
 
     def feed(self, data: bytes) -> None:
+        if self.logged >= self._head:
+            self._count(data)
+            return
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
-        for raw in lines:
-            self._emit(raw)
-        if len(self._buffer) > 64 * MAX_LINE:  # a runaway line without newline
-            self._emit(self._buffer)
+        for index, raw in enumerate(lines):
+            if self.logged >= self._head:  # the head is full: count the rest
+                rest = b"\n".join(lines[index:]) + b"\n" + self._buffer
+                self._buffer = b""
+                self._count(rest)
+                return
+            self._line(raw)
+        if len(self._buffer) > RUNAWAY_LINE:  # a runaway line without newline
+            self._line(self._buffer)
             self._buffer = b""
+
+    def _count(self, data: bytes) -> None:
+        """Past the head: count lines and keep the last ones, bytes only."""
+        self.unlogged_bytes += len(data)
+        newlines = data.count(b"\n")
+        buffer = self._buffer + data if self._buffer else data
+        if not newlines:
+            if len(buffer) > RUNAWAY_LINE:
+                self._unlogged([buffer[:RUNAWAY_LINE]], 1)
+                buffer = b""
+            self._buffer = buffer
+            return
+        keep = max(self._keep, self._late_keep)
+        parts = buffer.rsplit(b"\n", keep + 1)
+        self._buffer = parts[-1]
+        complete = parts[1:-1] if len(parts) == keep + 2 else parts[:-1]
+        self._unlogged(complete, newlines)
+
+    def _unlogged(self, raws: list[bytes], count: int) -> None:
+        self.lines += count
+        self.unlogged_lines += count
+        self._late.extend(raws)
+        if self._keep:
+            self._tail.extend(raws)
+
+    def _line(self, raw: bytes) -> None:
+        self.lines += 1
+        if self._keep:
+            self._tail.append(raw)
+        if self.logged < self._head:
+            self.logged += 1
+            self._emit(raw)
+        else:
+            self.unlogged_lines += 1
+            self.unlogged_bytes += len(raw) + 1
+            self._late.append(raw)
 
     def flush(self) -> None:
         if self._buffer:
-            self._emit(self._buffer)
-            self._buffer = b""
+            buffer, self._buffer = self._buffer, b""
+            if self.logged < self._head:
+                self._line(buffer)
+            else:
+                self._unlogged([buffer], 1)
+        if self.unlogged_lines:
+            late = list(self._late)[-min(self._late_keep, self.unlogged_lines):] \
+                if self._late_keep else []
+            log.info(
+                "{name}[{pid}] {stream}: {unlogged} more lines ({size} bytes) not logged "
+                "after the first {head}; the last {last} follow",
+                name=self.name, pid=self.pid, stream=self.stream, unlogged=self.unlogged_lines,
+                size=self.unlogged_bytes, head=self.logged, last=len(late),
+                ocd_event="output_cut")
+            for raw in late:
+                self._emit(raw)
 
     def _emit(self, raw: bytes) -> None:
-        line = _cut(raw.decode("utf-8", "replace").rstrip("\r"))
-        if self._keep:
-            self.tail.append(line)
         log.info(
             "{name}[{pid}] {stream}: {line}",
-            name=self.name, pid=self.pid, stream=self.stream, line=line,
+            name=self.name, pid=self.pid, stream=self.stream, line=_decode(raw),
         )
+
+
+def _decode(raw: bytes) -> str:
+    return _cut(raw.decode("utf-8", "replace").rstrip("\r"))
 
 
 class RunningProcess(ProcessProtocol):
@@ -266,6 +364,7 @@ class RunningProcess(ProcessProtocol):
             stopped=self._stopped,
             pid=self.pid,
             stderr_tail=tuple(self._err.tail),
+            unlogged_lines=self._out.unlogged_lines + self._err.unlogged_lines,
         )
         log.info("{name}[{pid}] ended: {how} after {duration:.3f} s", name=self.name,
                  pid=self.pid, how=result.describe(), duration=result.duration)
@@ -326,11 +425,8 @@ class RunningProcess(ProcessProtocol):
 class ProcessRunner:
     """Starts children and knows which ones are running (to stop them all)."""
 
-    def __init__(self, reactor: Any = None, kill_grace: float = 5.0):
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
+    def __init__(self, reactor: IReactorProcess, kill_grace: float = 5.0):
+        #: Spawns the children (IReactorProcess) and times them (IReactorTime).
         self.reactor = reactor
         self.kill_grace = kill_grace
         self.running: set[RunningProcess] = set()
@@ -394,7 +490,7 @@ def run_process(
     kill_grace: float = 5,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
-    reactor: Any = None,
+    reactor: IReactorProcess,
 ) -> defer.Deferred[ProcessResult]:
     """Run one child with a runner of its own (see :class:`ProcessRunner`)."""
     return ProcessRunner(reactor, kill_grace).run(

@@ -15,38 +15,35 @@ and its sockets are opened in ``startService`` and closed in ``stopService``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
-from twisted.logger import Logger
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger, LogLevel
 
-from ocd.config import Config, ConfigError
-from ocd.protocols.control import HEARTBEAT_ENQUIRY, HEARTBEAT_REPLY
+from ocd.config import Config, ConfigError, register_type
 from ocd.core.clock import OcdClock
-from ocd.core.counters import Counters
+from ocd.core.counters import BoundedNames, Counters, RateLimitedWarnings
 from ocd.core.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
-from ocd.core.machines import HETDEX_ALLOWED, RUN_SHOT, Change, StateMachine, arming_machine, shot_machine
+from ocd.core.heartbeat_gaps import GapNews, HeartbeatGaps
+from ocd.core.machines import Change, StateMachine, arming_machine, shot_machine
+from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, ArmingTransition,
+                             MachineName, Topic)
 from ocd.protocols.zmq import Bus, EventPublisher
 
-HETDEX_ALLOWED_REQUEST = "ocd.states.hetdex_allowed"
-HETDEX_ALLOWED_ANSWER = "ocd.states.hetdex_allowed_changed"
-CONFIG_UPDATE = "ocd.config.update"
-CONFIG_UPDATED = "ocd.config.updated"
-STATES_CHANGE = "ocd.states.change"
-STATES_STATE = "ocd.states.state"
-RUN_SHOT_PREFIX = "ocd.run_shot."
-RUN_SHOT_RUN = "ocd.run_shot.run"
-TCS_HEARTBEAT = "tcs.receiver.heartbeat"
+#: Replays (handshake ids) whose start OCD remembers.
+MAX_REPLAY_MARKS = 64
 
 #: At most one warning per kind of malformed event in this many seconds.
 WARN_EVERY = 60.0
 
 #: Topics each control kind of URL carries (events.md, section 1).
 CONTROL_TOPICS: dict[UrlKind, tuple[str, ...]] = {
-    UrlKind.ALLOW_HETDEX: (HETDEX_ALLOWED_REQUEST, HEARTBEAT_ENQUIRY),
-    UrlKind.CONFIG: (CONFIG_UPDATE, HEARTBEAT_ENQUIRY),
-    UrlKind.RUN_SHOT: (RUN_SHOT_PREFIX, HEARTBEAT_ENQUIRY),
+    UrlKind.ALLOW_HETDEX: (Topic.HETDEX_ALLOWED, Topic.HEARTBEAT_ENQUIRY),
+    UrlKind.CONFIG: (Topic.CONFIG_UPDATE, Topic.HEARTBEAT_ENQUIRY),
+    UrlKind.RUN_SHOT: (RUN_SHOT_PREFIX, Topic.HEARTBEAT_ENQUIRY),
 }
 
 Listener = Callable[[Event], None]
@@ -74,7 +71,8 @@ def telescope_topics(config: Config, kind: UrlKind) -> list[str]:
     topics = list(TCS_TOPICS) if config.get_bool("topics", "auto_subscribe") else []
     topics += [t for t in config.get_list("topics", "extra_topics") if t not in topics]
     if kind is UrlKind.REPLAY:
-        topics.append(HEARTBEAT_ENQUIRY)  # db_replay shakes hands on its own URL
+        topics.append(Topic.HEARTBEAT_ENQUIRY)  # db_replay shakes hands on its own URL
+        topics.append(Topic.REPLAY_END)  # and compares counts at its end
     return topics
 
 
@@ -83,14 +81,17 @@ class MainLoop(Service):
 
     log = Logger(namespace="ocd.main_loop")
 
-    def __init__(self, config: Config, reactor: Any = None, counters: Counters | None = None):
+    def __init__(self, config: Config, reactor: IReactorTime, counters: Counters | None = None):
         self.setName("main_loop")
         self.config = config
-        self._reactor = reactor
+        #: Where time and timers come from (``task.Clock`` in tests); the
+        #: orchestrator also starts children through it (IReactorProcess).
+        self.reactor = reactor
         self.counters = counters if counters is not None else Counters()
         self.arming: StateMachine = arming_machine()
         self.shot: StateMachine = shot_machine()
-        self.machines: dict[str, StateMachine] = {HETDEX_ALLOWED: self.arming, RUN_SHOT: self.shot}
+        self.machines: dict[MachineName, StateMachine] = {
+            MachineName.HETDEX_ALLOWED: self.arming, MachineName.RUN_SHOT: self.shot}
         #: Set by the orchestrator when a shot fails or is lost;
         #: ``ocd allow_hetdex start`` clears it (shots.md section 2).
         self.failed_shot = False
@@ -100,16 +101,38 @@ class MainLoop(Service):
         #: Log every published event (debug): only when a log is at debug level.
         self.log_publish = "debug" in (config.get_str("general", "log_level"),
                                        config.get_str("general", "json_log_level"))
-        self._warned: dict[str, tuple[float, int]] = {}
-        self._topic_counter: dict[str, str] = {}
+        self._warnings = RateLimitedWarnings(WARN_EVERY, self.log.warn)
+        self._topic_names = BoundedNames("topic")
+        #: A TCS __data_time further than this from the machine's clock is
+        #: malformed (0: no limit); see :meth:`_time_is_plausible`.
+        self.max_time_offset = config.get_float("dates", "max_time_offset")
+        self.heartbeats = HeartbeatGaps(config.get_float("topics", "heartbeat_interval"))
+        #: ``replay.messages`` at each replay's handshake, by handshake id.
+        self._replay_marks: dict[str, int] = {}
+        #: The answer to each ``ocd.replay.end`` id (a repeated request gets it again).
+        self._replay_answers: dict[str, dict[str, Any]] = {}
 
-    @property
-    def reactor(self) -> Any:
-        if self._reactor is None:
-            from twisted.internet import reactor
+    # -- lifecycle -----------------------------------------------------------
+    def startService(self) -> None:
+        from ocd.json_log import add_trouble_listener
 
-            self._reactor = reactor
-        return self._reactor
+        add_trouble_listener(self._log_trouble)
+        Service.startService(self)
+
+    def stopService(self) -> Any:
+        from ocd.json_log import remove_trouble_listener
+
+        remove_trouble_listener(self._log_trouble)
+        return Service.stopService(self)
+
+    def _log_trouble(self, message: str) -> None:
+        """The JSON log stopped: alert from the reactor, not from inside the log observer."""
+        self.counters.increment("json_log.failed")
+        self.reactor.callLater(0, self.alert, message)
+
+    def alert(self, message: str) -> None:
+        """Wake a person; the orchestrator runs ``[general] alert_command``."""
+        self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
 
     # -- clocks ------------------------------------------------------------
     def now(self) -> float:
@@ -150,73 +173,189 @@ class MainLoop(Service):
         return event
 
     def publish_change(self, change: Change) -> Event:
-        return self.publish(STATES_CHANGE, change.fields())
+        return self.publish(Topic.STATES_CHANGE, change.fields())
 
     def publish_states(self) -> None:
         for name, machine in self.machines.items():
-            self.publish(STATES_STATE, {"machine_name": name, "state": machine.state})
+            self.publish(Topic.STATES_STATE, {"machine_name": name, "state": machine.state})
 
     # -- receiving ---------------------------------------------------------
     def handle_event(self, event: Event) -> None:
-        """Route one event by the kind of URL it came on (events.md section 1)."""
+        """Route one event by the kind of URL it came on (events.md section 1).
+
+        An event that makes a handler raise (a value of a type nobody
+        checked) is a malformed event: counted, warned about at a bounded
+        rate, never a traceback per message.
+        """
         kind = event.url_kind
         topic = event.topic
         counters = self.counters
         counters.increment(_RECEIVED.get(kind, "received.unknown"))
-        if kind in _TELESCOPE:
-            if topic == HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
+        try:
+            if kind in _TELESCOPE:
+                if kind is UrlKind.REPLAY and topic.startswith("ocd.replay"):
+                    self._handle_replay_control(event)
+                    return
+                if kind is UrlKind.REPLAY and topic != Topic.HEARTBEAT_ENQUIRY:
+                    counters.increment("replay.messages")  # what db_replay counts as sent
+                if topic == Topic.HEARTBEAT_ENQUIRY and kind is UrlKind.REPLAY:
+                    self._answer_heartbeat(event)
+                elif topic.startswith("ocd."):
+                    self._drop(event, "ocd topic on a telescope URL")
+                elif self.max_time_offset and not self._time_is_plausible(event):
+                    return
+                else:
+                    self._advance_clock(event)
+                    counters.increment(self._topic_names.name(topic))
+                    if topic == TCS_HEARTBEAT:
+                        self._check_heartbeat_gap(event)
+                    self.on_telescope_event(event)
+                    if topic == TCS_HEARTBEAT:
+                        self.publish_states()
+            elif topic == Topic.HEARTBEAT_ENQUIRY:
                 self._answer_heartbeat(event)
-            elif topic.startswith("ocd."):
-                self._drop(event, "ocd topic on a telescope URL")
+            elif kind is UrlKind.ALLOW_HETDEX and topic == Topic.HETDEX_ALLOWED:
+                self._handle_allow(event)
+            elif kind is UrlKind.CONFIG and topic == Topic.CONFIG_UPDATE:
+                self._handle_config(event)
+            elif kind is UrlKind.RUN_SHOT and topic.startswith(RUN_SHOT_PREFIX):
+                counters.increment(self._topic_names.name(topic))
+                self.on_run_shot_event(event)
             else:
-                self._advance_clock(event)
-                name = self._topic_counter.get(topic)
-                if name is None:
-                    name = self._topic_counter[topic] = f"topic.{topic}"
-                counters.increment(name)
-                self.on_telescope_event(event)
-                if topic == TCS_HEARTBEAT:
-                    self.publish_states()
-        elif topic == HEARTBEAT_ENQUIRY:
-            self._answer_heartbeat(event)
-        elif kind is UrlKind.ALLOW_HETDEX and topic == HETDEX_ALLOWED_REQUEST:
-            self._handle_allow(event)
-        elif kind is UrlKind.CONFIG and topic == CONFIG_UPDATE:
-            self._handle_config(event)
-        elif kind is UrlKind.RUN_SHOT and topic.startswith(RUN_SHOT_PREFIX):
-            self.counters.increment(f"topic.{topic}")
-            self.on_run_shot_event(event)
-        else:
-            self._drop(event, f"not carried by {kind.value if kind else 'unknown'} URLs")
+                self._drop(event, f"not carried by {kind.value if kind else 'unknown'} URLs")
+        except Exception as exc:
+            self._handler_failed(event, exc)
 
-    def on_malformed(self, exc: MalformedEvent, url: str) -> None:
+    def _handler_failed(self, event: Event, exc: Exception) -> None:
+        """A handler raised on this event: count it as malformed, warn at a bounded rate."""
+        kind = type(exc).__name__
+        self.counters.increment("malformed.handler_error")
+        written = self._warn(f"malformed.handler_error.{kind}",
+                             "malformed event {topic} from {url}: handling it raised "
+                             "{error_type}: {error}", topic=event.topic, url=event.url,
+                             error_type=kind, error=_short(str(exc)))
+        if written:  # the first of each kind in a while keeps its traceback for a bug report
+            self.log.failure("traceback of the handler error above", _failure(exc),
+                             level=LogLevel.debug)
+
+    def _time_is_plausible(self, event: Event) -> bool:
+        """A telescope ``__data_time`` near the machine's clock (else malformed).
+
+        On a TCS URL the time must lie within ``[dates] max_time_offset`` of
+        the machine's clock (of ``mock_time`` when pinned); a replay carries
+        an old night, so there only the future and times <= 0 are refused.
+        A time of 1e308 or year 9999 must never become OCD's clock.
+        """
+        t = event.data_time
+        reference = self.clock.mock_time
+        if reference is None:
+            reference = self.reactor.seconds()
+        limit = self.max_time_offset
+        if t > 0 and t - reference <= limit and (
+                event.url_kind is UrlKind.REPLAY or reference - t <= limit):
+            return True
+        self.on_malformed(MalformedEvent(
+            "far_time", f"{event.topic}: __data_time {t!r} is more than {limit:g} s from the "
+                        f"machine's clock ({reference:.0f})"), event.url or "?")
+        return False
+
+    def _check_heartbeat_gap(self, event: Event) -> None:
+        news: GapNews = self.heartbeats.observe(event.data_time)
+        if news.missed:
+            self.counters.increment("heartbeat.missed", news.missed)
+            self.counters.increment("heartbeat.gaps")
+        if news.started is not None:
+            s = news.started
+            self.log.warn("TCS heartbeats missing: {missed} in a gap of {gap:.1f} s ending at "
+                          "{end} (TCS clock) on {url}; further gaps are counted "
+                          "(heartbeat.missed), not logged, until heartbeats arrive regularly "
+                          "again", missed=s.missed, gap=s.end - s.start, end=_utc(s.end),
+                          url=event.url, ocd_event="heartbeat_gap")
+        if news.ended is not None:
+            s = news.ended
+            self.log.info("TCS heartbeat loss over: {missed} heartbeats missing in {gaps} gaps "
+                          "between {start} and {end} (TCS clock)", missed=s.missed, gaps=s.gaps,
+                          start=_utc(s.start), end=_utc(s.end), ocd_event="heartbeat_gap_end")
+
+    def on_malformed(self, exc: MalformedEvent, url: str, url_kind: UrlKind | None = None) -> None:
         """Count by kind; warn once per kind per :data:`WARN_EVERY` seconds."""
         self.counters.increment(f"malformed.{exc.kind}")
+        if url_kind is UrlKind.REPLAY:
+            self.counters.increment("replay.messages")
         self._warn(f"malformed.{exc.kind}", "malformed event ({kind}) on {url}: {message}",
-                   kind=exc.kind, url=url, message=str(exc))
+                   kind=exc.kind, url=url, message=_short(str(exc)))
 
     def _drop(self, event: Event, why: str) -> None:
         kind = event.url_kind.value if event.url_kind else "unknown"
         self.counters.increment(f"dropped.{kind}")
         self._warn(f"dropped.{kind}.{event.topic}", "dropped {topic} from {url}: {why}",
-                   topic=event.topic, url=event.url, why=why)
+                   topic=_short(event.topic), url=event.url, why=why)
 
-    def _warn(self, key: str, fmt: str, **fields: Any) -> None:
-        now = self.reactor.seconds()
-        last, suppressed = self._warned.get(key, (None, 0))
-        if last is not None and now - last < WARN_EVERY:
-            self._warned[key] = (last, suppressed + 1)
-            return
-        self._warned[key] = (now, 0)
-        self.log.warn(fmt + " ({suppressed} similar ones not logged)", suppressed=suppressed,
-                      **fields)
+    def _warn(self, key: str, fmt: str, **fields: Any) -> bool:
+        """Warn once per ``key`` per :data:`WARN_EVERY` s; a bounded number of keys."""
+        return self._warnings.warn(key, self.reactor.seconds(), fmt, **fields)
 
     def _answer_heartbeat(self, event: Event) -> None:
         ident = event.get("id")
         if not isinstance(ident, str):
             self._drop(event, "heartbeat enquiry without a string id")
             return
-        self.publish(HEARTBEAT_REPLY, {"id": ident, "shots_running": self.running_shots()})
+        if event.url_kind is UrlKind.REPLAY and ident not in self._replay_marks:
+            # A replay starts counting at its handshake (the first enquiry of
+            # that id: it repeats until answered).
+            if len(self._replay_marks) >= MAX_REPLAY_MARKS:
+                self._replay_marks.pop(next(iter(self._replay_marks)))
+            self._replay_marks[ident] = self.counters.get("replay.messages")
+        self.publish(Topic.HEARTBEAT_REPLY, {"id": ident, "shots_running": self.running_shots()})
+
+    def _handle_replay_control(self, event: Event) -> None:
+        """``ocd.replay.end``: compare what db_replay sent with what arrived here.
+
+        Only loss that can be known: the events of the topics OCD subscribes
+        to (``sent_by_topic`` filtered by those prefixes), against every
+        message that arrived on the replay URL since that replay's handshake
+        (valid, malformed or dropped alike). Both sides report the result.
+        """
+        if event.topic != Topic.REPLAY_END:
+            self._drop(event, "not a replay control topic")
+            return
+        ident, start, sent = event.get("id"), event.get("handshake_id"), event.get("sent")
+        by_topic = event.get("sent_by_topic")
+        if not (isinstance(ident, str) and isinstance(start, str) and type(sent) is int
+                and (by_topic is None or (isinstance(by_topic, dict) and all(
+                    type(n) is int for n in by_topic.values())))):
+            self._drop(event, "needs string 'id' and 'handshake_id', integer 'sent' and "
+                              "'sent_by_topic' {topic: integer}")
+            return
+        if ident in self._replay_answers:  # db_replay asked again: same answer, no new report
+            self.publish(Topic.REPLAY_COUNTED, self._replay_answers[ident])
+            return
+        mark = self._replay_marks.pop(start, None)
+        prefixes = telescope_topics(self.config, UrlKind.REPLAY)
+        if by_topic is None:
+            expected = sent
+        else:
+            expected = sum(n for topic, n in by_topic.items()
+                           if any(topic.startswith(p) for p in prefixes if p))
+        counted = None if mark is None else self.counters.get("replay.messages") - mark
+        lost = None if counted is None else max(expected - counted, 0)
+        if counted is None:
+            self.log.warn("replay ended: db_replay sent {sent} events; OCD did not see its "
+                          "handshake, so it cannot say how many arrived", sent=sent,
+                          ocd_event="replay_counted")
+        else:
+            if lost:
+                self.counters.increment("replay.lost", lost)
+            (self.log.warn if lost else self.log.info)(
+                "replay ended: db_replay sent {sent} events, {expected} of them on the topics "
+                "OCD subscribes to; OCD counted {counted}: {lost} lost", sent=sent,
+                expected=expected, counted=counted, lost=lost, ocd_event="replay_counted")
+        answer = {"id": ident, "sent": sent, "expected": expected, "counted": counted,
+                  "lost": lost}
+        if len(self._replay_answers) >= MAX_REPLAY_MARKS:
+            self._replay_answers.pop(next(iter(self._replay_answers)))
+        self._replay_answers[ident] = answer
+        self.publish(Topic.REPLAY_COUNTED, answer)
 
     def _handle_allow(self, event: Event) -> None:
         allow = event.get("allow")
@@ -228,20 +367,20 @@ class MainLoop(Service):
         asked = f" ({why})" if isinstance(why, str) and why else ""
         if allow:
             reasons = []
-            if self.arming.can_fire("allow"):
-                self.publish_change(self.arming.fire("allow", f"ocd allow_hetdex start{asked}"))
+            if self.arming.can_fire(ArmingTransition.ALLOW):
+                self.publish_change(self.arming.fire(ArmingTransition.ALLOW, f"ocd allow_hetdex start{asked}"))
                 reasons.append("HETDEX shots allowed")
             else:
                 reasons.append("HETDEX shots were already allowed")
             reasons.append(self.clear_failed_shot())
             reason = "; ".join(reasons)
-        elif self.arming.can_fire("disallow"):
-            self.publish_change(self.arming.fire("disallow", f"ocd allow_hetdex stop{asked}"))
+        elif self.arming.can_fire(ArmingTransition.DISALLOW):
+            self.publish_change(self.arming.fire(ArmingTransition.DISALLOW, f"ocd allow_hetdex stop{asked}"))
             reason = "HETDEX shots not allowed; a running shot finishes"
         else:
             reason = "HETDEX shots were already not allowed"
-        self.publish(HETDEX_ALLOWED_ANSWER, {
-            "allowed": self.arming.state == "allowed", "id": ident, "reason": reason})
+        self.publish(Topic.HETDEX_ALLOWED_CHANGED, {
+            "allowed": self.arming.state == ArmingState.ALLOWED, "id": ident, "reason": reason})
 
     def clear_failed_shot(self) -> str:
         """Clear ``failed_shot`` (``allow_hetdex start``); returns what happened."""
@@ -259,7 +398,7 @@ class MainLoop(Service):
             return
         applied, message = apply_live_update(self.config, section, option, value)
         self.counters.increment("config.applied" if applied else "config.refused")
-        self.publish(CONFIG_UPDATED, {"section": section, "option": option, "value": value,
+        self.publish(Topic.CONFIG_UPDATED, {"section": section, "option": option, "value": value,
                                       "id": ident, "applied": applied, "message": message})
         if applied:
             self.on_config_updated(section, option, value)
@@ -273,16 +412,7 @@ class MainLoop(Service):
         """A valid TCS/replay event arrived (clock already advanced)."""
 
     def on_run_shot_event(self, event: Event) -> None:
-        """``ocd.run_shot.*`` from any shot runner: keep ``run_shot`` idle/running."""
-        if event.topic != RUN_SHOT_RUN:
-            return
-        status = event.get("exec_status")
-        shotid = event.get("shotid")
-        if status == 0 and self.shot.can_fire("start"):
-            self.publish_change(self.shot.fire("start", f"shot {shotid} started"))
-        elif status == 1 and self.shot.can_fire("finish"):
-            error = " with an error" if event.get("error") else ""
-            self.publish_change(self.shot.fire("finish", f"shot {shotid} finished{error}"))
+        """An ``ocd.run_shot.*`` event from any shot runner (OCD's own echo included)."""
 
     def on_config_updated(self, section: str, option: str, value: str) -> None:
         """A live update was applied to ``self.config``."""
@@ -299,6 +429,44 @@ class MainLoop(Service):
 
     def on_tick(self) -> None:
         """Periodic work (re-decide, report): the orchestrator extends it."""
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A wire-given text cut for a log line."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _utc(t: float) -> str:
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return repr(t)
+
+
+def _failure(exc: Exception) -> Any:
+    from twisted.python.failure import Failure
+
+    return Failure(exc, type(exc), exc.__traceback__)
+
+
+def _positive_seconds(config: Config, section: str, option: str) -> float:
+    value = config.get_float(section, option)
+    if not value > 0:
+        raise ConfigError(f"{config._where(section, option, str(value))}: expected a value > 0")
+    return value
+
+
+def _offset_seconds(config: Config, section: str, option: str) -> float:
+    value = config.get_float(section, option)
+    if value < 0:
+        raise ConfigError(f"{config._where(section, option, str(value))}: expected a value >= 0")
+    return value
+
+
+register_type("dates", "max_time_offset", _offset_seconds)
+register_type("topics", "heartbeat_interval", _positive_seconds)
 
 
 class ControlChannels(Service):
@@ -365,7 +533,7 @@ class TelescopeSubscriber(Service):
         else:
             self.subscriber = self.bus.subscriber(
                 self.urls, self.kind, self.topics, self.main_loop.handle_event,
-                self.main_loop.on_malformed)
+                functools.partial(self.main_loop.on_malformed, url_kind=self.kind))
         Service.startService(self)
 
     def stopService(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ocd.core.decide import BLOCKERS
+from ocd.core.topics import BLOCKERS
 from ocd.services.nightlog import NightReport
 
 #: Size of the picture: WIDTH x HEIGHT pixels.

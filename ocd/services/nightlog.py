@@ -36,6 +36,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from ocd.core.events import Event
+from ocd.core.topics import ArmingTransition, Blocker, ExecStatus, MachineName, ShotTransition, Topic
 
 log = Logger(namespace="ocd.night_log")
 
@@ -67,12 +68,10 @@ CREATE INDEX IF NOT EXISTS entries_by_night ON entries (night, id);
 #: ``kind`` values, and what ``what`` says for each.
 OCD, DECISION, ARMING, SHOT, ALERT = "ocd", "decision", "arming", "shot", "alert"
 #: The blocker that means "busy observing": reported apart, not as time lost.
-OBSERVING = "shot_running"
+OBSERVING = Blocker.SHOT_RUNNING.value
 
-DECISION_MADE = "ocd.decision.made"
-STATES_CHANGE = "ocd.states.change"
-SHOT_TOPICS = {"ocd.run_shot.run": "run", "ocd.run_shot.setup_telescope": "setup_telescope",
-               "ocd.run_shot.exp_hetdex": "exposure"}
+SHOT_TOPICS = {Topic.RUN_SHOT_RUN: "run", Topic.RUN_SHOT_SETUP: "setup_telescope",
+               Topic.RUN_SHOT_EXPOSURE: "exposure"}
 
 #: The HET's longitude in hours: a night runs from local mean noon to noon.
 _HET_LONGITUDE_HOURS = -104.014722 / 15.0
@@ -113,7 +112,7 @@ def open_night_log(path: str | Path) -> sqlite3.Connection:
 
 def _who_and_reason(change: Mapping[str, Any]) -> tuple[str, str]:
     msg = str(change.get("msg") or "")
-    if change.get("transition") == "self_disarm":
+    if change.get("transition") == ArmingTransition.SELF_DISARM:
         return "OCD", msg
     if msg.startswith("ocd allow_hetdex") and " (" in msg and msg.endswith(")"):
         command, reason = msg[:-1].split(" (", 1)
@@ -184,7 +183,7 @@ class NightLog(Service):
         """Listener of ``MainLoop.publish``: keep the changes."""
         p = event.payload
         topic = event.topic
-        if topic == DECISION_MADE:
+        if topic == Topic.DECISION_MADE:
             key = (p.get("verdict"), tuple(p.get("blockers") or ()),
                    p.get("shotid") if p.get("verdict") == "run" else None)
             if key == self._last_decision:
@@ -192,12 +191,12 @@ class NightLog(Service):
             self._last_decision = key
             self.write(DECISION, str(p.get("verdict")), event.data_time, shotid=key[2],
                        blockers=" ".join(key[1]), details=dict(p.get("details") or {}))
-        elif topic == STATES_CHANGE and p.get("machine_name") == "hetdex_allowed":
+        elif topic == Topic.STATES_CHANGE and p.get("machine_name") == MachineName.HETDEX_ALLOWED:
             who, reason = _who_and_reason(p)
             self.write(ARMING, str(p.get("new_state")), event.data_time, who=who, reason=reason,
                        details={"transition": p.get("transition"), "from": p.get("old_state")})
-        elif topic == STATES_CHANGE and p.get("machine_name") == "run_shot" \
-                and p.get("msg") == "lost":
+        elif topic == Topic.STATES_CHANGE and p.get("machine_name") == MachineName.RUN_SHOT \
+                and p.get("transition") == ShotTransition.LOST:
             self.write(SHOT, "lost", event.data_time, outcome="lost")
         elif topic in SHOT_TOPICS:
             self._shot(SHOT_TOPICS[topic], event)
@@ -205,7 +204,7 @@ class NightLog(Service):
     def _shot(self, step: str, event: Event) -> None:
         p = event.payload
         ids = dict(shotid=p.get("shotid"), obs_number=p.get("obs_number"))
-        started = p.get("exec_status") == 0
+        started = p.get("exec_status") == ExecStatus.START
         if step == "run":
             if started:
                 self.write(SHOT, "start", event.data_time, **ids)

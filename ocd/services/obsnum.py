@@ -42,6 +42,7 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from ocd.config import Config, ConfigError
@@ -156,7 +157,7 @@ class ObsnumPool(Service):
 
     name = "obsnum"
 
-    def __init__(self, config: Config, reactor: Any = None):
+    def __init__(self, config: Config, reactor: IReactorThreads):
         self.reactor = reactor
         self.backend = config.get_choice("database", "backend", ("mysql", "sqlite"))
         self.table = check_table_name(config.get_str("database", "table"))
@@ -211,9 +212,7 @@ class ObsnumPool(Service):
             pool.close()
 
     def _make_pool(self) -> adbapi.ConnectionPool:
-        extra: dict[str, Any] = {}
-        if self.reactor is not None:
-            extra["cp_reactor"] = self.reactor
+        extra: dict[str, Any] = {"cp_reactor": self.reactor}
         if self.backend == "sqlite":
             assert self.sqlite_file is not None
             self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)

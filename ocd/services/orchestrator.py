@@ -27,26 +27,27 @@ import signal
 from typing import Any, Callable
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ocd.core.alerts import AlertTracker, disarm_message, failed_shot_message
 from ocd.config import Config
-from ocd.core.decide import RUN, Decision, DecisionInputs, DecisionSettings, decide
+from ocd.core.decide import Decision, DecisionInputs, DecisionSettings, decide
 from ocd.core.events import Event
 from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.protocols.process import ProcessRunner
 from ocd.services.programs import Program, missing_detail, resolve_programs, standin_detail
 from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
 from ocd.core.scheduler import Scheduler
-from ocd.services.main_loop import RUN_SHOT_PREFIX, RUN_SHOT_RUN, MainLoop
+from ocd.services.main_loop import MainLoop
 from ocd.core.shot_tracker import ShotTracker
 from ocd.core.shots import Shot, ShotListError, parse_shot_file
 from ocd.services.shot_store import ShotStore
+from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.state import TelescopeState, fold, reset_windows
+from ocd.core.topics import (RUN_SHOT_PREFIX, ArmingState, ArmingTransition, ExecStatus,
+                             ShotTransition, Topic, Verdict)
 
-DECISION_MADE = "ocd.decision.made"
-HET_LATITUDE = 30.681436
-HET_ELEVATION = 55.055
 #: The longest an alert command may run.
 ALERT_TIMEOUT = 60.0
 
@@ -68,8 +69,8 @@ class Orchestrator(MainLoop):
 
     log = Logger(namespace="ocd.orchestrator")
 
-    def __init__(self, config: Config, reactor: Any = None, counters: Any = None,
-                 obsnum: ObsnumPool | None = None):
+    def __init__(self, config: Config, reactor: IReactorTime, counters: Any = None,
+                 obsnum: ObsnumPool | None = None, processes: ProcessRunner | None = None):
         super().__init__(config, reactor, counters)
         self.obsnum = obsnum
         self.telescope = TelescopeState()
@@ -85,7 +86,8 @@ class Orchestrator(MainLoop):
         self.last_decision: Decision | None = None
         self.store: ShotStore | None = None
         self.runner: ShotRunner | None = None
-        self.processes: ProcessRunner | None = None
+        #: The one child-process runner (given by tests: a scripted fake).
+        self.processes: ProcessRunner | None = processes
         self.own_shot: ShotRequest | None = None
         self.shots = ShotTracker()
         self._own_keys: set[tuple[Any, Any]] = set()
@@ -100,8 +102,9 @@ class Orchestrator(MainLoop):
 
     # -- lifecycle ----------------------------------------------------------
     def startService(self) -> None:
-        self.processes = ProcessRunner(self.reactor,
-                                       self.config.get_float("run_shot", "kill_grace"))
+        if self.processes is None:
+            self.processes = ProcessRunner(self.reactor,
+                                           self.config.get_float("run_shot", "kill_grace"))
         state_db = self.config.get_path("shots", "state_db")
         if state_db is not None:
             state_db.parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +262,7 @@ class Orchestrator(MainLoop):
         if key in self._own_keys or not event.topic.startswith(RUN_SHOT_PREFIX):
             return
         status = event.get("exec_status")
-        if status == 0:
+        if status == ExecStatus.START:
             exptimes = event.get("exptimes") or self.settings.exptimes
             try:
                 budget = float(sum(float(t) for t in exptimes))
@@ -270,7 +273,7 @@ class Orchestrator(MainLoop):
                 self._sync_shot_machine(f"shot {key[0]} (observation {key[1]}) started by "
                                         "another runner")
             return
-        if status != 1 or event.topic != RUN_SHOT_RUN:
+        if status != ExecStatus.FINISH or event.topic != Topic.RUN_SHOT_RUN:
             return
         if key in self.shots.lost:
             self.log.warn("FINISH of shot {shotid} (observation {obs}) arrived after it was "
@@ -307,10 +310,10 @@ class Orchestrator(MainLoop):
             shots.insert(0, {"shotid": self._starting, "obs_number": None, "by": "ocd"})
         return shots
 
-    def _sync_shot_machine(self, msg: str, idle_by: str = "finish") -> None:
+    def _sync_shot_machine(self, msg: str, idle_by: ShotTransition = ShotTransition.FINISH) -> None:
         """Move ``run_shot`` to what the tracker says: running while any shot is."""
-        if self.shots.busy and self.shot.can_fire("start"):
-            self.publish_change(self.shot.fire("start", msg))
+        if self.shots.busy and self.shot.can_fire(ShotTransition.START):
+            self.publish_change(self.shot.fire(ShotTransition.START, msg))
         elif not self.shots.busy and self.shot.can_fire(idle_by):
             self.publish_change(self.shot.fire(idle_by, msg))
 
@@ -356,7 +359,7 @@ class Orchestrator(MainLoop):
         obsnum = self.obsnum
         inputs = DecisionInputs(
             telescope=self.telescope,
-            allowed=self.arming.state == "allowed",
+            allowed=self.arming.state == ArmingState.ALLOWED,
             shot_running=self.shots.busy,
             failed_shot=self.failed_shot,
             obsnum_ok=obsnum is None or obsnum.available,
@@ -371,14 +374,14 @@ class Orchestrator(MainLoop):
                                           self.config.get_float("general", "alert_after"),
                                           decision.details):
             self.alert(message)
-        if decision.verdict == RUN:
+        if decision.verdict is Verdict.RUN:
             self._start_shot(decision)
         return decision
 
     def _report(self, decision: Decision, now: float, monotonic: float) -> None:
         previous = self.last_decision
         changed = previous is None or previous.key != decision.key or (
-            previous.shot is not decision.shot and decision.verdict == RUN)
+            previous.shot is not decision.shot and decision.verdict is Verdict.RUN)
         due = (self._last_report is None
                or monotonic - self._last_report >= self.settings.report_interval)
         self.last_decision = decision
@@ -387,7 +390,7 @@ class Orchestrator(MainLoop):
                           blockers=list(decision.blockers))
         if changed or due:
             self._last_report = monotonic
-            self.publish(DECISION_MADE, decision.to_fields(now))
+            self.publish(Topic.DECISION_MADE, decision.to_fields(now))
 
     # -- acting -------------------------------------------------------------
     def _start_shot(self, decision: Decision) -> None:
@@ -425,7 +428,7 @@ class Orchestrator(MainLoop):
         """What changed while the number was reserved that forbids the shot."""
         if self._stopping or not self.running:
             return "OCD is stopping"
-        if self.arming.state != "allowed":
+        if self.arming.state != ArmingState.ALLOWED:
             return "shots are no longer allowed"
         if self.failed_shot:
             return "a shot failed meanwhile"
@@ -469,7 +472,7 @@ class Orchestrator(MainLoop):
         lost = key in self.shots.lost
         verdict = "done" if outcome.ok else f"failed: {outcome.error}"
         self._sync_shot_machine("lost" if lost else f"shot {request.shotid} {verdict}",
-                                idle_by="lost" if lost else "finish")
+                                idle_by=ShotTransition.LOST if lost else ShotTransition.FINISH)
         if outcome.ok and not lost:
             self._count_down(request.shotid)
         elif self._stopping:
@@ -486,9 +489,9 @@ class Orchestrator(MainLoop):
         self.counters.increment("shots.failed")
         self.failed_shot = True
         self.alert(failed_shot_message(shotid, obs_number, error))
-        if self.arming.can_fire("self_disarm"):
+        if self.arming.can_fire(ArmingTransition.SELF_DISARM):
             reason = f"shot {shotid} failed"
-            self.publish_change(self.arming.fire("self_disarm", reason))
+            self.publish_change(self.arming.fire(ArmingTransition.SELF_DISARM, reason))
             self.alert(disarm_message(reason))
 
     # -- lost shots ---------------------------------------------------------
@@ -503,7 +506,7 @@ class Orchestrator(MainLoop):
                 if self.runner is not None:
                     self.runner.stop()
                 continue
-            self._sync_shot_machine("lost", idle_by="lost")
+            self._sync_shot_machine("lost", idle_by=ShotTransition.LOST)
             self._shot_failed(str(shotid), obs,
                               f"lost: no FINISH after {shot.deadline - shot.started:.0f} s")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Replayer:
         self,
         source: Callable[[], Iterator[ReplayEvent]],
         send: Callable[[list[bytes]], Any],
-        clock: Any = None,
+        clock: IReactorTime,
         speedup: float = 1.0,
         serve_forever: bool = False,
         skipped: Callable[[], int] = lambda: 0,
@@ -80,8 +81,6 @@ class Replayer:
     ):
         if not speedup > 0:
             raise ValueError(f"speedup must be positive, not {speedup!r}")
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[no-redef]
         self._source = source
         self._send = send
         self._clock = clock

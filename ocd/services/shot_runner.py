@@ -33,19 +33,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ocd.config import Config
+from ocd.core.topics import ExecStatus, Topic
 from ocd.protocols.process import ProcessRunner, RunningProcess
 from ocd.core.shuffle import TRACK_NAMES, read_shuffle, setup_commands, shuffle_path
 from ocd.core.shuffle import syscmd_switch
 
 log = Logger(namespace="ocd.run_shot")
 
-TOPIC_RUN = "ocd.run_shot.run"
-TOPIC_SETUP = "ocd.run_shot.setup_telescope"
-TOPIC_EXPOSURE = "ocd.run_shot.exp_hetdex"
-START, FINISH = 0, 1
 
 Emit = Callable[[str, dict], None]
 
@@ -182,13 +180,9 @@ class ShotRunner:
         config: Config,
         emit: Emit,
         processes: ProcessRunner,
-        reactor: Any = None,
+        reactor: IReactorTime,
         store: Any = None,
     ):
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
         self.config = config
         self.emit = emit
         self.processes = processes
@@ -244,12 +238,12 @@ class ShotRunner:
         fields = request.shot_fields()
         try:
             self._record(request, "start")
-            self._emit(TOPIC_RUN, fields, exec_status=START)
+            self._emit(Topic.RUN_SHOT_RUN, fields, exec_status=ExecStatus.START)
             settings = _Settings.read(self.config)
             values = request.placeholders(settings.dither_with_probes)
 
             step = open_step = "setup_telescope"
-            self._emit(TOPIC_SETUP, fields, exec_status=START)
+            self._emit(Topic.RUN_SHOT_SETUP, fields, exec_status=ExecStatus.START)
             self._record(request, step)
             commands = self._read_setup(request, settings)
             for index, command in enumerate(commands, 1):
@@ -262,7 +256,7 @@ class ShotRunner:
                 await self._run_child(request, step, argv, name, settings.syscmd_timeout,
                                       settings.kill_grace)
             open_step = None
-            self._emit(TOPIC_SETUP, fields, exec_status=FINISH, error=False)
+            self._emit(Topic.RUN_SHOT_SETUP, fields, exec_status=ExecStatus.FINISH, error=False)
 
             for exposure, seconds in enumerate(request.exptimes, 1):
                 self._check_stop(step)
@@ -270,14 +264,14 @@ class ShotRunner:
                 exp_fields = dict(exposure=exposure, seconds=float(seconds),
                                   observation=request.obs_number, object=request.shotid,
                                   recipe=settings.recipe)
-                self._emit(TOPIC_EXPOSURE, fields, exec_status=START, **exp_fields)
+                self._emit(Topic.RUN_SHOT_EXPOSURE, fields, exec_status=ExecStatus.START, **exp_fields)
                 argv = fill_template(settings.dither_command,
                                      dict(values, exposure=exposure, seconds=seconds),
                                      "[run_shot] dither_command")
                 await self._run_child(request, step, argv, f"hetdex-dither.py exposure {exposure}",
                                       float(seconds) + settings.dither_timeout, settings.kill_grace)
                 open_step = None
-                self._emit(TOPIC_EXPOSURE, fields, exec_status=FINISH, error=False, **exp_fields)
+                self._emit(Topic.RUN_SHOT_EXPOSURE, fields, exec_status=ExecStatus.FINISH, error=False, **exp_fields)
 
             if settings.wait_last_write:
                 self._check_stop(step)
@@ -294,18 +288,18 @@ class ShotRunner:
             log.error("shot {shotid} (obs {obs}) failed during {step}: {message}",
                       shotid=request.shotid, obs=request.obs_number, step=step, message=message)
             if open_step == "setup_telescope":
-                self._emit(TOPIC_SETUP, fields, exec_status=FINISH, error=True)
+                self._emit(Topic.RUN_SHOT_SETUP, fields, exec_status=ExecStatus.FINISH, error=True)
             elif open_step is not None and open_step.startswith("exp_hetdex"):
-                self._emit(TOPIC_EXPOSURE, fields, exec_status=FINISH, error=True, **exp_fields)
+                self._emit(Topic.RUN_SHOT_EXPOSURE, fields, exec_status=ExecStatus.FINISH, error=True, **exp_fields)
             outcome = ShotOutcome(request, ok=False, error=message,
                                   exc_type=type(exc).__name__, traceback=trace)
-            self._emit(TOPIC_RUN, fields, exec_status=FINISH, error=True,
+            self._emit(Topic.RUN_SHOT_RUN, fields, exec_status=ExecStatus.FINISH, error=True,
                        exc_type=outcome.exc_type, exc_value=message, traceback=trace)
         else:
             log.info("shot {shotid} (obs {obs}) done", shotid=request.shotid,
                      obs=request.obs_number)
             outcome = ShotOutcome(request, ok=True)
-            self._emit(TOPIC_RUN, fields, exec_status=FINISH, error=False)
+            self._emit(Topic.RUN_SHOT_RUN, fields, exec_status=ExecStatus.FINISH, error=False)
         self._clear()
         return outcome
 

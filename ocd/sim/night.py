@@ -26,9 +26,6 @@ from typing import Any, Iterator
 
 from ocd.sim.cache import cache_dir
 
-HET_LAT = 30.681436
-HET_LON = -104.014722
-HET_HEIGHT = 2026.0
 #: A recent winter night; long, so a whole night is about 90 thousand events.
 DEFAULT_DATE = "2025-02-20"
 #: Bump when the generator's output changes, so cached files are rebuilt.

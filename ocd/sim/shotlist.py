@@ -15,9 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-HET_LATITUDE = 30.681436
-HET_LONGITUDE = -104.014722
-HET_ELEVATION = 55.055
+from ocd.core.site import HET_ELEVATION, HET_LATITUDE, HET_LONGITUDE
 
 #: Declinations that reach the HET elevation (with a margin at both ends).
 DEC_RANGE = (0.0, 62.0)

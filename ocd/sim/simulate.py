@@ -169,25 +169,28 @@ class Narrator:
     def __call__(self, event: Any) -> None:
         from datetime import datetime, timezone
 
+        from ocd.core.topics import ExecStatus, MachineName, Topic, Verdict
+
         when = datetime.fromtimestamp(event.data_time, tz=timezone.utc).strftime("%H:%M:%S")
         p = event.payload
         line = None
-        if event.topic == "ocd.decision.made":
+        if event.topic == Topic.DECISION_MADE:
             key = (p["verdict"], tuple(p["blockers"]))
             if key != self._last:
                 self._last = key
-                if p["verdict"] == "run":
+                if p["verdict"] == Verdict.RUN:
                     line = f"run {p['shotid']}"
                 else:
                     line = "waiting: " + ", ".join(
                         f"{b} ({p['details'][b]})" if b in p["details"] else b for b in p["blockers"])
-        elif event.topic == "ocd.run_shot.run":
-            if p["exec_status"] == 0:
+        elif event.topic == Topic.RUN_SHOT_RUN:
+            if p["exec_status"] == ExecStatus.START:
                 line = f"shot {p['shotid']} started, observation {p['obs_number']}"
             else:
                 outcome = "FAILED: " + str(p.get("exc_value")) if p.get("error") else "done"
                 line = f"shot {p['shotid']} {outcome}"
-        elif event.topic == "ocd.states.change" and p["machine_name"] == "hetdex_allowed":
+        elif (event.topic == Topic.STATES_CHANGE
+              and p["machine_name"] == MachineName.HETDEX_ALLOWED):
             line = f"{p['old_state']} -> {p['new_state']} ({p['msg']})"
         if line is not None:
             print(f"[night {when}] {line}", file=self.out)
