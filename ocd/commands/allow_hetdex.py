@@ -43,7 +43,8 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
     want = action == "start"
     bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
     answer = yield request_main_loop(
-        config, bind_url, Topic.HETDEX_ALLOWED, {"allow": want, "reason": f"asked by {requester()}"},
+        config, bind_url, Topic.HETDEX_ALLOWED,
+        {"allow": want, "reason": f"asked by {requester()}"},
         Topic.HETDEX_ALLOWED_CHANGED, attempts, interval, reactor, out, "ocd allow_hetdex",
         "request")
     if answer is None:

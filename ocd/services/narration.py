@@ -36,6 +36,7 @@ PLAIN: dict[str, str] = {
     "no_target": "no target",
     "obsnum_unavailable": "no observation number",
     "failed_shot": "a shot failed",
+    "programs_missing": "programs missing",
 }
 
 
