@@ -16,6 +16,11 @@ from then on OCD runs shot after shot of the sample list (seed 0), each
 taking about 2.5 s of wall time (mostly starting 14 stand-in processes),
 so three or so in the slice. Tests that only need the first shot stop the
 replay early.
+
+The orchestrator's logic scenarios (a disarm during a shot, a failing
+``syscmd``, a lost shot, alerts, crash recovery...) run on fakes in
+``test_orchestrator_scenarios.py``, in milliseconds; the nights here prove
+the real pieces fit together.
 """
 
 from __future__ import annotations
@@ -399,36 +404,6 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ni
     assert run.stop_ocd() == 0
 
 
-def test_b_allow_hetdex_stop_lets_the_running_shot_finish_and_starts_no_other(night):
-    # Slower exposures (0.5 s each) so the stop surely arrives mid-shot.
-    run = night(env={"OCD_STANDIN_SPEEDUP": "720"})
-    run.allow("start")
-    stopper: dict[str, Any] = {}
-
-    def stop_on_first_start(seen: Seen) -> None:
-        if seen.topic == "ocd.run_shot.run" and seen["exec_status"] == 0 and not stopper:
-            stopper["child"] = run.spawn("allow_hetdex", "--config", str(run.cfg), "stop")
-
-    run.watcher.hooks.append(stop_on_first_start)
-    replay = run.replay(wait=False)
-    assert run.watcher.wait_for(lambda: "child" in stopper, timeout=20), run.ocd_log()
-    code, text = run.finish(stopper["child"])
-    assert code == 0, text
-    run.wait_idle()
-    # The night is clear: armed, OCD would start the next shot at once.
-    run.watcher.pump(1.5)
-    run.stop_replay(replay)
-    pairs = pairs_in_order(run.runs())
-    assert len(pairs) == 1, [p[0].payload for p in pairs]
-    start, finish = pairs[0]
-    assert finish["error"] is False
-    changed = [e for e in run.watcher.of("ocd.states.hetdex_allowed_changed") if not e["allowed"]]
-    assert changed and start.at < changed[0].at < finish.at, "the stop did not land mid-shot"
-    later = [d for d in run.watcher.of("ocd.decision.made") if d.at > finish.at]
-    assert later and all("not_allowed" in d["blockers"] for d in later)
-    assert len(run.calls("hetdex-dither.py")) == 3
-
-
 def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     # Hand-shot exposures of 1000 s run 0.5 s each: the hand shot covers the
     # moment (about 1.6 s into the replay) when OCD would start its first shot.
@@ -474,28 +449,6 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     # OCD's own numbers continue after the hand shot's.
     assert [e["obs_number"] for e in own if e["exec_status"] == 0] == \
         list(range(501, 501 + len(own) // 2))
-
-
-def test_d_a_failing_syscmd_fails_the_shot_and_disarms(night):
-    run = night(env={"OCD_SYSCMD_FAIL_ON": "3"})
-    run.allow("start")
-    replay = run.replay(wait=False)
-    assert run.watcher.wait_for(lambda: len(run.runs()) >= 2, timeout=20), run.ocd_log()
-    # The night is clear: armed, OCD would start the next shot at once.
-    run.watcher.pump(1.5)
-    run.stop_replay(replay)
-    pairs = pairs_in_order(run.runs())
-    assert len(pairs) == 1, [p[0].payload for p in pairs]
-    start, finish = pairs[0]
-    assert finish["error"] is True
-    assert "Guider1_set_position" in finish["exc_value"] or "syscmd" in finish["exc_value"]
-    disarm = [c for c in run.watcher.of("ocd.states.change")
-              if c["machine_name"] == "hetdex_allowed" and c["new_state"] == "not_allowed"]
-    assert disarm and disarm[0]["transition"] == "self_disarm" and disarm[0]["old_state"] == "allowed"
-    later = [d for d in run.watcher.of("ocd.decision.made") if d.at > finish.at]
-    assert later and all({"not_allowed", "failed_shot"} <= set(d["blockers"]) for d in later)
-    assert [c["program"] for c in run.calls()] == ["syscmd"] * 3  # nothing after the failure
-    assert run.ocd.poll() is None
 
 
 @pytest.fixture
