@@ -12,7 +12,9 @@ does not survive a fork, so sockets and pools open in ``startService``.
      ├─ ObsnumPool "obsnum"         observation numbers (adbapi)
      ├─ TelescopeSubscriber "subscriber"   event_urls (TCS) or ocd_db_replay
      ├─ Orchestrator "main_loop"    handles every event, decides, runs shots
-     └─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+     ├─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
+     └─ status web service "status" /, /status, /healthz, /metrics on [status] endpoint
+                                    (absent when the endpoint is empty)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ocd.services.narration import Narrator
 from ocd.services.nightlog import NightLog
 from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
+from ocd.services.status import status_service
 
 
 def makeService(config: Config, reactor: IReactorCore, program: str = "ocd run") -> MultiService:
@@ -64,4 +67,7 @@ def makeService(config: Config, reactor: IReactorCore, program: str = "ocd run")
     timer.setName("timer")
     timer.clock = reactor
     timer.setServiceParent(root)
+    status = status_service(config, main_loop, reactor)
+    if status is not None:
+        status.setServiceParent(root)
     return root

@@ -444,7 +444,30 @@ _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("scheduler", "half_width"): _POS_FLOAT,
     ("scheduler", "overhead"): _POS_FLOAT,
     ("dates", "clock"): _choice("tcs", "system"),
+    ("status", "endpoint"): lambda c, s, o: _status_endpoint(c.get_str(s, o)),
 }
+
+
+def check_endpoint(description: str) -> None:
+    """Raise ConfigError unless ``description`` is a Twisted server endpoint string.
+
+    Parsed with ``serverFromString`` and no reactor: the endpoint is only
+    described here; the status service makes it on its reactor at start.
+    """
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(None, description)
+    except Exception as exc:
+        raise ConfigError(f"[status] endpoint {description!r} is not a Twisted server "
+                          f"endpoint string (like tcp:8642:interface=127.0.0.1): {exc}") from None
+
+
+def _status_endpoint(value: str) -> str:
+    """``[status] endpoint``: empty, or a Twisted server endpoint string."""
+    if value.strip():
+        check_endpoint(value.strip())
+    return value
 
 
 def register_type(section: str, option: str, check: Callable[[Config, str, str], Any]) -> None:

@@ -254,5 +254,31 @@ def expected_options(path: tuple[str, ...]) -> tuple[Opt, ...]:
 
 
 #: Subcommands of our own, beyond the seed page (docs/run_ocd.rst lists them
-#: under "Commands of our own" and in its differences).
-OWN = ("sample_night", "simulate_night", "night_report")
+#: under "Commands of our own" and in its differences). Same contract as the
+#: seed's: their usage and options only change on purpose.
+OWN: dict[tuple[str, ...], Command] = {
+    # issue 11: what the running OCD does, from a terminal (exit 0/1/3).
+    ("status",): Command(
+        usage="usage: ocd status [-h] [--config [CONFIG]] [-t TIMEOUT] [--json] [-e ENDPOINT]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-t", "--timeout"), "TIMEOUT", default="5"),
+            Opt(("--json",), default="False"),
+            Opt(("-e", "--endpoint"), "ENDPOINT", section="status"),
+        ),
+        groups=(_title("status"),),
+    ),
+    # issue 11: the night report from the night log (docs/operations.md).
+    ("night_report",): Command(
+        usage="usage: ocd night_report [-h] [--config [CONFIG]] [-l NIGHT_LOG] [-o FILE.png] "
+              "[date]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-l", "--night-log"), "NIGHT_LOG"),
+            Opt(("-o", "--output"), "FILE.png"),
+        ),
+        positionals=("date",),
+    ),
+}

@@ -253,12 +253,30 @@ def test_run_ocd_page_shows_every_subcommand_from_the_parser():
     assert "usage: ocd" not in text
 
 
-def test_our_own_subcommands_are_in_the_contract_and_the_docs():
-    """Every subcommand beyond the seed's is one of OWN and named in the differences."""
-    parser = build_parser()
-    names = list(_subparsers(parser).choices)
-    extra = names[len(SEED[()].subcommands):]
-    assert set(OWN) <= set(extra)
+OWN_PATHS = sorted(OWN)
+
+
+@pytest.mark.parametrize("path", OWN_PATHS, ids=[" ".join(p) for p in OWN_PATHS])
+def test_our_own_subcommands_keep_their_contract(path):
+    """Usage, options, defaults and override groups of ``OWN`` (not on the seed page)."""
+    parser = subcommand_parser(path)
+    command = OWN[path]
+    assert _usage(parser) == _squash(command.usage)
+    real = {tuple(a.option_strings): (_args(parser, a), str(a.default)) for a in _optionals(parser)}
+    assert real == {o.flags: (o.args, o.default) for o in command.options}
+    titles = [g.title for g in parser._action_groups if TITLE.match(g.title or "")]
+    assert titles == list(command.groups)
+    by_flags = {tuple(a.option_strings): a for a in _optionals(parser)}
+    for opt in command.options:
+        target = getattr(by_flags[opt.flags], "ocd_override", None)
+        assert target == (None if opt.section is None else (opt.section, opt.config_option))
+
+
+def test_our_own_subcommands_are_in_the_docs_and_their_differences():
+    from pathlib import Path
+
     text = (Path(__file__).resolve().parent.parent / "docs" / "run_ocd.rst").read_text()
     differences = text.split("Differences from the original page", 1)[1]
-    assert "night_report" in differences
+    for path in OWN:
+        assert f".. ocd-usage:: {' '.join(path)}" in text
+        assert f"ocd {' '.join(path)}" in differences

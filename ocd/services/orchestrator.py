@@ -29,6 +29,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ocd.core.alerts import AlertTracker, disarm_message, failed_shot_message
 from ocd.config import Config
@@ -99,6 +100,9 @@ class Orchestrator(MainLoop):
         self._shot_file_signature: Any = None
         #: Called with every alert's message (the night log).
         self.alert_listeners: list[Callable[[str], None]] = []
+        #: Called with (seconds, ok) after each observation-number reservation
+        #: (the status service's latency histogram).
+        self.reservation_observers: list[Callable[[float, bool], None]] = []
 
     # -- lifecycle ----------------------------------------------------------
     def startService(self) -> None:
@@ -403,7 +407,9 @@ class Orchestrator(MainLoop):
         self._starting = shot.shotid
         self._sync_shot_machine(f"OCD starts shot {shot.shotid}")
         self.counters.increment("shots.started")
+        asked = self.reactor.seconds()
         d = self.obsnum.reserve(shot.shotid)
+        d.addBoth(self._reserved_after, asked)
         d.addCallbacks(lambda obs: self._run(shot, track, obs),
                        lambda failure: self._no_obsnum(shot, failure))
         d.addErrback(lambda failure: self.log.failure("starting a shot failed", failure))
@@ -414,6 +420,17 @@ class Orchestrator(MainLoop):
             return result
 
         d.addBoth(reserved)
+
+    def _reserved_after(self, result: Any, asked: float) -> Any:
+        """Tell the reservation observers how long it took; passes ``result`` on."""
+        seconds = self.reactor.seconds() - asked
+        ok = not isinstance(result, Failure)
+        for observe in list(self.reservation_observers):
+            try:
+                observe(seconds, ok)
+            except Exception:
+                self.log.failure("reservation observer {observe!r} failed", observe=observe)
+        return result
 
     def _no_obsnum(self, shot: Shot, failure: Any) -> None:
         self.shots.starting = False

@@ -189,6 +189,8 @@ class ShotRunner:
         self.reactor = reactor
         self.store = store
         self.running: ShotRequest | None = None
+        #: The running shot's current step (``exp_hetdex 2``), for the status page.
+        self.step: str | None = None
         self._stopping = False
         self._child: RunningProcess | None = None
         self._waiting: defer.Deferred | None = None
@@ -209,6 +211,7 @@ class ShotRunner:
 
         def finished(outcome: ShotOutcome) -> ShotOutcome:
             self.running = None
+            self.step = None
             done, self._done = self._done, None
             if done is not None:
                 done.callback(outcome)
@@ -395,6 +398,7 @@ class ShotRunner:
             log.failure("cannot emit {topic}", topic=topic)
 
     def _record(self, request: ShotRequest, step: str, pgid: int | None = None) -> None:
+        self.step = step
         if self.store is None:
             return
         try:
