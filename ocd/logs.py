@@ -34,6 +34,8 @@ from twisted.logger import (
 )
 from zope.interface import implementer
 
+from zope.interface import implementer
+
 from ocd.config import Config
 from ocd.json_log import JsonLogFile
 
@@ -53,8 +55,14 @@ def utc_clock(when: float | None) -> str:
     return datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Always written, whatever ``[general] log_level`` says: the start banner.
+ALWAYS_SHOWN = ("ocd.banner",)
+
+
 def level_observer(observer: ILogObserver, level_name: str) -> ILogObserver:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level_name))
+    for namespace in ALWAYS_SHOWN:
+        predicate.setLogLevelForNamespace(namespace, LogLevel.info)
     return FilteringLogObserver(observer, [predicate])
 
 
@@ -151,3 +159,28 @@ def start_logging(config: Config, stream: IO[str] | None = None, program: str = 
         observers_for(config, stream, program=program), discardBuffer=False,
         redirectStandardIO=False
     )
+
+
+def with_config(config: Config, base: ILogObserver) -> ILogObserver:
+    """``base`` (twistd's own log file or syslog) filtered by ``[general]
+    log_level``, plus the ``json_log`` file: what ``twistd ocd`` logs to."""
+    observers = [level_observer(base, config.get_str("general", "log_level"))]
+    path = config.get_path("general", "json_log")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        observers.append(level_observer(  # never raises on a full disk (ocd.json_log)
+            StampedObserver(JsonLogFile(path), "twistd ocd"),
+            config.get_str("general", "json_log_level")))
+    return _FanOut(observers)
+
+
+@implementer(ILogObserver)
+class _FanOut:
+    """One observer that hands every event to several."""
+
+    def __init__(self, observers: list[ILogObserver]):
+        self.observers = observers
+
+    def __call__(self, event: dict) -> None:
+        for observer in self.observers:
+            observer(event)
