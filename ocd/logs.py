@@ -41,8 +41,28 @@ from ocd.json_log import JsonLogFile
 
 _started = False
 
-#: No console line is longer (a child's argv or output is cut; not in the JSON log).
+#: No console line is longer: a longer one continues on the next lines,
+#: indented by CONTINUATION (nothing is lost; the JSON log has it in one piece).
 CONSOLE_WIDTH = 200
+CONTINUATION = "    "
+
+
+def wrap_console(text: str) -> str:
+    """Break every line longer than CONSOLE_WIDTH at spaces, continuations indented.
+
+    ``re.sub(r"\\n {4}", " ", wrapped)`` gives the text back (a word longer
+    than a line is cut where it must be).
+    """
+    import textwrap
+
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= CONSOLE_WIDTH:
+            lines.append(line)
+            continue
+        lines.extend(textwrap.wrap(line, width=CONSOLE_WIDTH, subsequent_indent=CONTINUATION,
+                                   break_on_hyphens=False, replace_whitespace=False))
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 #: Where console lines go while a progress bar is shown (None: the stream).
 _console_writer: Callable[[str], None] | None = None
@@ -82,10 +102,7 @@ class ConsoleObserver:
         if not text:
             return
         if any(len(line) > CONSOLE_WIDTH for line in text.splitlines()):
-            # A person reads the console: the JSON log keeps the whole line.
-            text = "".join(line if len(line) <= CONSOLE_WIDTH else
-                           line[: CONSOLE_WIDTH - 3] + "...\n"
-                           for line in text.splitlines(keepends=True))
+            text = wrap_console(text)
         writer = _console_writer
         if writer is not None:
             writer(text.rstrip("\n"))
