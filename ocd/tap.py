@@ -133,7 +133,7 @@ def makeService(options: Options):
     try:
         config = load_config(options)
         use_monotonic_clock(reactor)  # before anything is scheduled
-        service = build(config, reactor, daemon=True)
+        service = build(config, reactor, daemon=True, program="twistd ocd")
         probe_binds(config)
         service.log_observer = _log_observer(options, config)
     except (ConfigError, BindError) as exc:

@@ -269,6 +269,18 @@ OWN: dict[tuple[str, ...], Command] = {
         ),
         groups=(_title("status"),),
     ),
+    # issue 11: the night report from the night log (docs/operations.md).
+    ("night_report",): Command(
+        usage="usage: ocd night_report [-h] [--config [CONFIG]] [-l NIGHT_LOG] [-o FILE.png] "
+              "[date]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-l", "--night-log"), "NIGHT_LOG"),
+            Opt(("-o", "--output"), "FILE.png"),
+        ),
+        positionals=("date",),
+    ),
     # CurveZMQ key pairs for [security] (events.md 3.7, docs/curve.md).
     ("keys",): Command(
         usage="usage: ocd keys [-h] [--for {ocd,client}] [-o FILE]",

@@ -236,7 +236,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
         from ocd.protocols.curve import client_settings
 
         client_settings(config)  # incomplete keys: exit 2 now, not after the shot started
-    start_logging(config)
+    start_logging(config, program="run_shot")
 
     def work(reactor: Any) -> defer.Deferred[int]:
         runners: list[Any] = []

@@ -33,6 +33,7 @@ from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, Arming
                              MachineName, Topic)
 from ocd.protocols.curve import ZapHandler, server_settings
 from ocd.protocols.zmq import BindError, Bus, EventPublisher
+from ocd.services.shot_store import StateDbError
 
 #: Replays (handshake ids) whose start OCD remembers.
 MAX_REPLAY_MARKS = 64
@@ -111,6 +112,9 @@ class MainLoop(Service):
         self.listeners: list[Listener] = []
         self.publishers: dict[str, EventPublisher] = {}
         self.clock = OcdClock.from_config(config)
+        #: Log every published event (debug): only when a log is at debug level.
+        self.log_publish = "debug" in (config.get_str("general", "log_level"),
+                                       config.get_str("general", "json_log_level"))
         self._warnings = RateLimitedWarnings(WARN_EVERY, self.log.warn)
         self._topic_names = BoundedNames("topic")
         #: A TCS __data_time further than this from the machine's clock is
@@ -170,11 +174,14 @@ class MainLoop(Service):
             # the PUB is full (XPUB_NODROP): the event is lost; the bus warns
             self.counters.increment(f"dropped.publish.{channel}")
         self.counters.increment(f"published.{topic}")
-        quiet = topic in (Topic.STATES_STATE, Topic.HEARTBEAT_REPLY)
-        (self.log.debug if quiet else self.log.info)(
-            "publish {topic} {fields}", topic=topic, fields=dict(fields), ocd_event="publish",
-            data_time=event.data_time, wire_time=event.wire_time,
-        )
+        # Raw events are for debugging: the Narrator tells a person what changed.
+        # Not even emitted unless a log wants debug: twistd's log file takes
+        # every level, and heartbeat-rate events would fill it.
+        if self.log_publish:
+            self.log.debug(
+                "publish {topic} {fields}", topic=topic, fields=dict(fields),
+                ocd_event="publish", data_time=event.data_time, wire_time=event.wire_time,
+            )
         for listener in list(self.listeners):
             try:
                 listener(event)
@@ -382,6 +389,14 @@ class MainLoop(Service):
             return
         why = event.get("reason")
         asked = f" ({why})" if isinstance(why, str) and why else ""
+        refusal = self.allow_refusal() if allow else None
+        if refusal is not None:
+            self.counters.increment("allow.refused")
+            self.log.warn("ocd allow_hetdex start refused: {refusal}", refusal=refusal)
+            self.publish(Topic.HETDEX_ALLOWED_CHANGED, {
+                "allowed": self.arming.state == ArmingState.ALLOWED, "id": ident,
+                "reason": f"refused: {refusal}"})
+            return
         if allow:
             reasons = []
             if self.arming.can_fire(ArmingTransition.ALLOW):
@@ -398,6 +413,10 @@ class MainLoop(Service):
             reason = "HETDEX shots were already not allowed"
         self.publish(Topic.HETDEX_ALLOWED_CHANGED, {
             "allowed": self.arming.state == ArmingState.ALLOWED, "id": ident, "reason": reason})
+
+    def allow_refusal(self) -> str | None:
+        """Why shots may not be allowed now (None: they may); the orchestrator extends it."""
+        return None
 
     def clear_failed_shot(self) -> str:
         """Clear ``failed_shot`` (``allow_hetdex start``); returns what happened."""
@@ -632,7 +651,7 @@ class OcdService(MultiService):
                 child.stopService()
             self.running = 0
             self.bus.close()
-            if self.daemon and isinstance(exc, (BindError, ConfigError)):
+            if self.daemon and isinstance(exc, (BindError, ConfigError, StateDbError)):
                 # One line, no traceback, exit 2 (events.md 3.6), also under twistd.
                 self.log.critical("OCD cannot start: {error}", error=str(exc))
                 raise StartFailed(str(exc)) from None
