@@ -66,7 +66,7 @@ class FakeStore:
         self.steps: list[tuple] = []
         self.cleared = 0
 
-    def record_running(self, shotid, obs_number, step, pgid=None):
+    def record_running(self, shotid, obs_number, step, pgid=None, **identity):
         self.steps.append((shotid, obs_number, step, pgid))
 
     def clear_running(self):
