@@ -442,6 +442,7 @@ _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("scheduler", "max_sun_alt"): _FLOAT,
     ("scheduler", "half_width"): _POS_FLOAT,
     ("scheduler", "overhead"): _POS_FLOAT,
+    ("scheduler", "lookahead"): _POS_FLOAT,
     ("dates", "clock"): _choice("tcs", "system"),
     ("status", "endpoint"): lambda c, s, o: _status_endpoint(c.get_str(s, o)),
 }

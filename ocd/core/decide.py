@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ocd.config import Config
-from ocd.core.scheduler import Scheduler
+from ocd.core.lookahead import choose
+from ocd.core.scheduler import Candidate, Scheduler
 from ocd.core.shots import TRACK_NAMES, Shot
 from ocd.core.state import TelescopeState
 from ocd.core.topics import BLOCKERS, Blocker, Verdict
@@ -26,6 +27,8 @@ from ocd.core.topics import BLOCKERS, Blocker, Verdict
 #: Not a blocker: the loud note in ``details`` when a shot would run through
 #: OCD's own stand-ins (ocd.services.programs).
 STAND_INS = "stand_ins"
+#: The key of ``details`` that says why the look-ahead's pick is not the greedy one.
+LOOKAHEAD = "lookahead"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class DecisionSettings:
     max_sun_alt: float = -12.0
     half_width: float = 6.0
     overhead: float = 300.0
+    lookahead: float = 28800.0
     exptimes: tuple[float, ...] = (360.0, 360.0, 360.0)
 
     @property
@@ -74,6 +78,7 @@ class DecisionSettings:
             max_sun_alt=f("scheduler", "max_sun_alt"),
             half_width=f("scheduler", "half_width"),
             overhead=f("scheduler", "overhead"),
+            lookahead=f("scheduler", "lookahead"),
             exptimes=tuple(config.get_float_list("run_shot", "exptimes", 3)),
         )
 
@@ -113,7 +118,9 @@ class Decision:
     def summary(self) -> str:
         """One line for people, e.g. ``waiting: shutter_closed, bad_seeing (FWHM 2.4 > 2.0)``."""
         if self.verdict is Verdict.RUN and self.shot is not None:
-            return f"run: {self.shot.shotid} on the {TRACK_NAMES.get(self.track or 0, '?')} track"
+            why = self.details.get(LOOKAHEAD)
+            return (f"run: {self.shot.shotid} on the {TRACK_NAMES.get(self.track or 0, '?')} track"
+                    + (f" ({why})" if why else ""))
         parts = []
         for name in self.blockers:
             detail = self.details.get(name)
@@ -127,7 +134,7 @@ class Decision:
             "shotid": None if self.shot is None else self.shot.shotid,
             "track": self.track,
             "blockers": list(self.blockers),
-            "details": {name: self.details[name] for name in (*self.blockers, STAND_INS)
+            "details": {name: self.details[name] for name in (*self.blockers, STAND_INS, LOOKAHEAD)
                         if name in self.details},
             "now": float(now),
         }
@@ -207,8 +214,10 @@ def decide(
             f"transparency {transparency:.2f} < {_num(settings.min_transparency)}{tr_note}"
         )
 
-    pick = scheduler.best(now, duration)
-    if pick is None:
+    pick, why = _pick(scheduler, now, duration, settings.lookahead, tuple(sorted(found)))
+    if pick is None and why:
+        found[Blocker.NO_TARGET] = why
+    elif pick is None:
         left = sum(1 for s in scheduler.shots if s.n_obs > 0)
         found[Blocker.NO_TARGET] = (
             "no shots in the list" if not scheduler.shots
@@ -223,12 +232,30 @@ def decide(
         found[Blocker.PROGRAMS_MISSING] = inputs.programs_missing
 
     blockers = tuple(name for name in BLOCKERS if name in found)
+    details = {name: found[name] for name in blockers}
+    if inputs.stand_ins:
+        details[STAND_INS] = inputs.stand_ins
+    if pick is not None and why:
+        details[LOOKAHEAD] = why
     return Decision(
         verdict=Verdict.WAIT if blockers else Verdict.RUN,
         shot=None if pick is None else pick.shot,
         blockers=blockers,
-        details={**{name: found[name] for name in blockers},
-                 **({STAND_INS: inputs.stand_ins} if inputs.stand_ins else {})},
+        details=details,
         track=None if pick is None else pick.track,
         track_end=None if pick is None else pick.track_end,
     )
+
+
+def _pick(scheduler: Scheduler, now: float, duration: float, lookahead: float,
+          context: tuple[str, ...]) -> tuple[Candidate | None, str]:
+    """The scheduler's pick and, when the look-ahead differs from greedy, why.
+
+    ``lookahead`` 0 is the greedy rule; otherwise :func:`ocd.lookahead.choose`
+    plans that many seconds ahead and keeps its plan while ``context`` (the
+    blockers found so far) and the shot counts stay the same.
+    """
+    if lookahead <= 0:
+        return scheduler.best(now, duration), ""
+    choice = choose(scheduler, now, duration, lookahead, context)
+    return choice.pick, choice.note
