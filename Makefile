@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test docs bench clean
+.PHONY: install demo test docs bench clean golden
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# Regenerate tests/golden_night.txt on purpose (a change of behaviour); review its diff.
+golden: install
+	OCD_REGENERATE_GOLDEN=1 $(BIN)/python -m pytest -q -rs tests/test_golden_night.py
 
 docs: install
 	$(BIN)/sphinx-build -W -q -b html docs docs/_build/html

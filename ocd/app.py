@@ -6,6 +6,7 @@ all call :func:`makeService`. It only builds objects: twistd forks between
 does not survive a fork, so sockets and pools open in ``startService``.
 
     OcdService "ocd"            opens/closes the Bus around its children
+     ├─ NightLog "night_log"       [general] night_log, when set (first on, last off)
      ├─ ControlChannels "control"   main-loop PUB, run-shot PUB, SUBs for the
      │                              allow_hetdex, config and run_shot URLs
      ├─ ObsnumPool "obsnum"         observation numbers (adbapi)
@@ -25,12 +26,14 @@ from twisted.internet.interfaces import IReactorCore
 from ocd.config import Config
 from ocd.protocols.zmq import Bus
 from ocd.services.main_loop import ControlChannels, OcdService, TelescopeSubscriber
+from ocd.services.narration import Narrator
+from ocd.services.nightlog import NightLog
 from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import status_service
 
 
-def makeService(config: Config, reactor: IReactorCore) -> MultiService:
+def makeService(config: Config, reactor: IReactorCore, program: str = "ocd run") -> MultiService:
     """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
 
     ``reactor`` is the one the program runs (resolved where it starts:
@@ -45,7 +48,16 @@ def makeService(config: Config, reactor: IReactorCore) -> MultiService:
     obsnum = ObsnumPool(config, reactor)
     obsnum.setName("obsnum")
     main_loop = Orchestrator(config, reactor, obsnum=obsnum)
+    main_loop.listeners.append(Narrator())
     root = OcdService(bus, main_loop)
+    night_log_path = config.get_path("general", "night_log")
+    if night_log_path is not None:
+        # First child: it starts before the main loop and stops after it, so
+        # OCD's start, the last shot's end and OCD's stop are all recorded.
+        night_log = NightLog(night_log_path, main_loop.now, program=program)
+        main_loop.listeners.append(night_log)
+        main_loop.alert_listeners.append(night_log.alert)
+        night_log.setServiceParent(root)
     ControlChannels(config, bus, main_loop).setServiceParent(root)
     obsnum.setServiceParent(root)
     TelescopeSubscriber(config, bus, main_loop).setServiceParent(root)

@@ -396,6 +396,7 @@ _POS_FLOAT = _nonneg(Config.get_float)
 _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("general", "alert_after"): _POS_FLOAT,
     ("general", "log_level"): _choice("debug", "info", "warn", "error", "critical"),
+    ("general", "json_log_level"): _choice("debug", "info", "warn", "error", "critical"),
     ("general", "alert_command"): Config.get_command,
     ("urls", "event_urls"): _URLS,
     ("urls", "ocd_db_replay"): _URLS,

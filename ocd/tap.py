@@ -55,7 +55,7 @@ def makeService(options: Options):
     from ocd.app import makeService as build
 
     try:
-        return build(load_config(options), reactor)
+        return build(load_config(options), reactor, program="twistd ocd")
     except ConfigError as exc:
         raise SystemExit(f"twistd ocd: configuration error: {exc}") from None
 

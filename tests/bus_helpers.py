@@ -28,6 +28,7 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
         ("shots", "state_db", str(Path(state) / "state.sqlite")),
         ("shots", "shot_file", str(Path(state) / "shots.txt")),
         ("database", "sqlite_file", str(Path(state) / "obsnum.sqlite")),
+        ("general", "night_log", str(Path(state) / "nightlog.sqlite")),
         # The status service on a port of the system's choosing: never 8642,
         # which parallel test runs (and a real OCD) would fight over.
         ("status", "endpoint", "tcp:0:interface=127.0.0.1"),
@@ -43,7 +44,7 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
 def write_config(config: Config, path) -> str:
     """Write the URL sections of ``config`` to a file a child process reads."""
     lines = []
-    for section in ("urls", "dates", "topics", "shots", "database", "status"):
+    for section in ("general", "urls", "dates", "topics", "shots", "database", "status"):
         lines.append(f"[{section}]")
         for option in config.options(section):
             value = config.as_dict()[section][option]

@@ -269,4 +269,16 @@ OWN: dict[tuple[str, ...], Command] = {
         ),
         groups=(_title("status"),),
     ),
+    # issue 11: the night report from the night log (docs/operations.md).
+    ("night_report",): Command(
+        usage="usage: ocd night_report [-h] [--config [CONFIG]] [-l NIGHT_LOG] [-o FILE.png] "
+              "[date]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-l", "--night-log"), "NIGHT_LOG"),
+            Opt(("-o", "--output"), "FILE.png"),
+        ),
+        positionals=("date",),
+    ),
 }

@@ -57,7 +57,9 @@ def test_allow_round_trip_against_a_child_ocd_run(site, ocd_run, ocd_command, ch
     assert ocd_run.wait(timeout=10) == 0
     err = ocd_run.stderr.read()
     assert "Traceback" not in err
-    assert "ocd.states.hetdex_allowed_changed" in err
+    # The console narrates the arming and the disarming, with who asked.
+    assert "ARMED by ocd allow_hetdex start: asked by " in err
+    assert "DISARMED by ocd allow_hetdex stop: asked by " in err
 
 
 def test_no_main_loop_exits_3_within_the_timeout(site, ocd_command, child_env):

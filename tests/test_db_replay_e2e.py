@@ -176,3 +176,79 @@ def test_progress_bar_on_a_terminal_and_log_lines_otherwise():
         globalLogPublisher.removeObserver(lines.append)
     progress_lines = [e for e in lines if "progress:" in e.get("log_format", "")]
     assert len(progress_lines) == 2 and progress_lines[-1]["sent"] in (4, 5)
+
+
+def test_log_lines_go_above_the_bar_and_it_shows_one_remaining_time():
+    """Issue 11: a log line never writes over the bar; tqdm's own estimate is gone."""
+    from twisted.internet.task import Clock
+    from twisted.logger import Logger, LogPublisher
+
+    from ocd.commands.db_replay import Progress
+    from ocd.config import Config
+    from ocd.logs import observers_for
+    from ocd.services.replay import ReplayEvent
+    from ocd.services.replay_schedule import Replayer
+
+    clock = Clock()
+    stream = [ReplayEvent(i, "a.b.c", {"i": i}, 1740100000.0 + i) for i in range(10)]
+    replayer = Replayer(lambda: iter(stream), lambda frames: None, clock, speedup=2.0)
+    terminal = io.StringIO()
+    console = Logger(namespace="ocd.test",
+                     observer=LogPublisher(*observers_for(Config.load(), terminal)))
+    progress = Progress(replayer, 10, (1740100000.0, 1740100009.0), clock, 5, True, terminal)
+    replayer.start()
+    clock.pump([0.25] * 4)
+    console.warn("the main loop stopped answering")
+    clock.pump([0.25] * 4)
+    progress.close()
+    text = terminal.getvalue()
+    # tqdm.write clears the bar's line first and redraws the bar below the message.
+    before, _, after = text.partition("[ocd.test#warn] the main loop stopped answering")
+    segments = before.split("\r")
+    assert segments[-1].endswith("Z ") and segments[-2].strip() == "", repr(before[-200:])
+    assert after.startswith("\n") and "/10" in after
+    assert text.count("left ") >= 1 and "<" not in text and "it/s" not in text  # one estimate
+    assert "0:0" in text  # the remaining time as a clock duration, not seconds
+
+
+def test_the_replay_warns_when_the_main_loop_stops_answering():
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import Clock
+    from twisted.logger import globalLogPublisher
+
+    from ocd.commands.db_replay import MainLoopWatch
+
+    class Client:
+        """The main loop answers while ``alive``; a handshake lasts ``timeout``."""
+
+        def __init__(self, clock):
+            self.clock, self.alive = clock, True
+
+        def handshake(self, timeout):
+            d = Deferred()
+            if self.alive:
+                self.clock.callLater(0.01, d.callback, True)
+            else:
+                self.clock.callLater(timeout, d.callback, False)
+            return d
+
+    clock = Clock()
+    client = Client(clock)
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        watch = MainLoopWatch(client, ["tcp://127.0.0.1:1"], 2.0, clock)
+        clock.pump([0.5] * 8)
+        assert watch.silent_since is None
+        client.alive = False
+        clock.pump([0.5] * 12)
+        assert watch.silent_since is not None
+        client.alive = True
+        clock.pump([0.5] * 12)
+        assert watch.silent_since is None
+        watch.stop()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    texts = [e["log_format"] for e in seen if e.get("log_namespace") == "ocd.db_replay"]
+    assert sum("stopped answering" in t for t in texts) == 1  # warned once, not per check
+    assert sum("answers again" in t for t in texts) == 1

@@ -139,8 +139,9 @@ def test_seeing_and_transparency_from_the_metrology_window(scheduler, good_now):
     state = fold(state, tcs("pas.Guider1.metrology_data", good_now, fwhm=9.0, transparency=0.0, valid=False), MONO)
     d = run(scheduler, good_now, state)
     assert d.blockers == ("bad_seeing", "low_transparency")
-    assert d.details["bad_seeing"] == "FWHM 2.1 > 2"  # (1.2 + 2.6 + 2.2 + 2.4) / 4
-    assert d.summary().startswith("waiting: bad_seeing (FWHM 2.1 > 2), low_transparency (transparency 0.69")
+    assert d.details["bad_seeing"] == "FWHM 2.1 > 2.0"  # (1.2 + 2.6 + 2.2 + 2.4) / 4
+    assert d.details["low_transparency"] == "transparency 0.69 < 0.70"
+    assert d.summary().startswith("waiting: bad_seeing (FWHM 2.1 > 2.0), low_transparency (transparency 0.69")
     # Samples older than fwhm_window leave the mean.
     narrow = replace(SETTINGS, fwhm_window=15)  # only the good sample at -10 s
     assert run(scheduler, good_now, state, settings=narrow).blockers == ()
@@ -233,3 +234,16 @@ def test_metrology_is_windowed_on_the_tcs_time_when_the_clock_is_pinned():
     decision = decide(DecisionInputs(state, allowed=True), Scheduler([], settings), pinned,
                       105.0, settings)
     assert "bad_seeing" in decision.blockers and "low_transparency" in decision.blockers
+
+
+@pytest.mark.parametrize("value, op, limit, unit, places, text", [
+    (0.69, "<", 0.7, "", 2, "0.69 < 0.70"),
+    (0.6996, "<", 0.7, "", 2, "0.6996 < 0.7000"),
+    (92.0, ">", 90, "%", 0, "92% > 90%"),
+    (90.3, ">", 90, "%", 0, "90.3% > 90.0%"),
+    (30.4, ">", 30, " s", 0, "30.4 s > 30.0 s"),
+])
+def test_numbers_are_shown_so_that_the_comparison_is_true(value, op, limit, unit, places, text):
+    from ocd.core.precision import comparison
+
+    assert comparison(value, op, limit, unit, places) == text

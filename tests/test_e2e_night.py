@@ -26,6 +26,7 @@ the real pieces fit together.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -517,3 +518,35 @@ def test_e_unreachable_database_is_a_blocker_and_the_loop_keeps_running(night):
     assert run.ocd.poll() is None, run.ocd_log()
     assert not run.runs() and not run.calls()
     assert run.stop_ocd() == 0
+
+
+EPOCH = re.compile(r"(?<![\d.])1[0-9]{9}(?:\.\d+)?(?![\d.])")  # 2001-09 .. 2033-05
+
+
+def test_f_the_console_at_info_has_short_lines_with_clock_times_never_epoch_seconds(night):
+    """Issue 11, section 1: what a person at the console reads during a replay."""
+    run = night(("general", "log_level", "info"))
+    run.allow("start")
+    replay = run.replay(wait=False)
+    code, replay_text = run.finish(replay, timeout=40)
+    assert code == 0, replay_text
+    run.allow("stop")
+    run.wait_idle()
+    assert run.stop_ocd() == 0
+    ocd_text = (run.workdir / "ocd-run.err").read_text()
+    for name, text in (("ocd run", ocd_text), ("ocd db_replay", replay_text)):
+        lines = text.splitlines()
+        assert lines, f"{name} printed nothing"
+        too_long = [line for line in lines if len(line) > 200]
+        assert not too_long, f"{name}: lines over 200 characters:\n" + "\n".join(too_long)
+        epoch = [line for line in lines if EPOCH.search(line)]
+        assert not epoch, f"{name}: epoch seconds on the console:\n" + "\n".join(epoch)
+        assert not [line for line in lines if " publish " in line], f"{name} prints raw events"
+    # The narration: decisions, arming and shots, each on the night's clock.
+    night = [line for line in ocd_text.splitlines() if "[ocd.night#info]" in line]
+    assert any("ARMED by ocd allow_hetdex start: asked by " in line for line in night), night
+    assert any(re.search(r"night \d\d:\d\d:\d\d WAIT: ", line) for line in night), night
+    assert any(re.search(r"night \d\d:\d\d:\d\d RUN DEX", line) for line in night), night
+    assert any(re.search(r"shot \S+ \(obs \d+\) started", line) for line in night), night
+    assert any(re.search(r"shot \S+ \(obs \d+\): exposure 3 of 3", line) for line in night), night
+    assert any(re.search(r"shot \S+ \(obs \d+\) done", line) for line in night), night

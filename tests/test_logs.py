@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
 
 from twisted.logger import LogLevel, LogPublisher, Logger, eventsFromJSONLogFile
 
@@ -28,13 +31,14 @@ def test_json_log_reads_back_with_structured_fields(tmp_path):
         verdict="wait", shotid="DEX00001", blockers=["weather", "bad_seeing"],
         details={"weather": "wind 17 > 15"}, now=1526371200.25,
     )
-    log.debug("not on the terminal, but in the JSON log", step=2)
+    log.debug("not on the terminal, nor in the JSON log at its default level", step=2)
     opened[0].close()
 
     with open(path, encoding="utf-8") as f:
         events = list(eventsFromJSONLogFile(f))
-    assert len(events) == 2
+    assert len(events) == 1
     first = events[0]
+    assert first["ocd_program"] == "ocd" and first["ocd_pid"] == os.getpid()
     assert first["verdict"] == "wait"
     assert first["shotid"] == "DEX00001"
     assert first["blockers"] == ["weather", "bad_seeing"]
@@ -42,7 +46,6 @@ def test_json_log_reads_back_with_structured_fields(tmp_path):
     assert first["now"] == 1526371200.25
     assert first["log_namespace"] == "ocd.test"
     assert first["log_level"] == LogLevel.info
-    assert events[1]["step"] == 2 and events[1]["log_level"] == LogLevel.debug
     # one JSON object per line (record separators aside)
     lines = [line.strip("\x1e") for line in path.read_text(encoding="utf-8").splitlines()]
     assert all(json.loads(line) for line in lines if line)
@@ -98,3 +101,50 @@ def test_level_observer_debug_lets_everything_through():
     log.debug("d")
     log.info("i")
     assert [e["log_format"] for e in seen] == ["d", "i"]
+
+
+def test_json_log_follows_its_own_level_and_names_the_program(tmp_path):
+    path = tmp_path / "ocd.json"
+    config = Config.load(None, [("general", "json_log", str(path)),
+                                ("general", "json_log_level", "debug"),
+                                ("general", "log_level", "warn")])
+    opened: list = []
+    stream = io.StringIO()
+    log = _logger(observers_for(config, stream, opened, program="db_replay"))
+    log.debug("a heartbeat-rate state {n}", n=1)
+    log.info("progress")
+    opened[0].close()
+    with open(path, encoding="utf-8") as f:
+        events = list(eventsFromJSONLogFile(f))
+    assert [e["log_format"] for e in events] == ["a heartbeat-rate state {n}", "progress"]
+    assert {e["ocd_program"] for e in events} == {"db_replay"}
+    assert stream.getvalue() == ""
+
+
+def test_json_log_is_a_json_text_sequence_jq_reads(tmp_path):
+    """The docs say ``jq --seq``: check it where jq is installed."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed")
+    path = tmp_path / "ocd.json"
+    config = Config.load(None, [("general", "json_log", str(path))])
+    opened: list = []
+    log = _logger(observers_for(config, io.StringIO(), opened, program="ocd run"))
+    log.info("one {n}", n=1)
+    log.warn("two {n}", n=2)
+    opened[0].close()
+    with open(path, "rb") as f:
+        out = subprocess.run(["jq", "--seq", "-r", ".n"], stdin=f, capture_output=True,
+                             text=True, check=True).stdout
+    assert [line.strip("\x1e") for line in out.split()] == ["1", "2"]
+
+
+def test_console_lines_carry_utc_iso_times():
+    stream = io.StringIO()
+    log = _logger(observers_for(Config.load(), stream))
+    log.info("hello")
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[ocd.test#info\] hello$",
+                    stream.getvalue().strip())

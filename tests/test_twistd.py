@@ -62,8 +62,19 @@ def test_daemon_pidfile_sigterm_and_second_start(tmp_path, free_url, ocd_command
         time.sleep(0.05)
     assert not pidfile.exists()
     log = logfile.read_text()
-    assert "ocd.states.hetdex_allowed_changed" in log
+    # twistd's log file narrates at [general] log_level (info): no raw events.
+    assert "[ocd.night#info] night " in log and "ARMED by ocd allow_hetdex start" in log
+    assert " publish ocd." not in log
     assert "Traceback" not in log
+    # ... and the night log recorded the daemon's start, the arming and its stop.
+    import sqlite3
+
+    with sqlite3.connect(config.get_path("general", "night_log")) as conn:
+        rows = conn.execute("SELECT kind, what, reason FROM entries WHERE kind IN "
+                            "('ocd', 'arming') ORDER BY id").fetchall()
+    assert [(kind, what) for kind, what, _ in rows] == [
+        ("ocd", "start"), ("arming", "allowed"), ("ocd", "stop")]
+    assert rows[0][2].startswith("twistd ocd (pid ")
 
 
 def test_foreground_bind_error_is_reported(tmp_path, free_url, child_env):
@@ -108,7 +119,7 @@ def test_twistd_r_asyncio_runs_ocd_on_that_reactor(tmp_path, free_url, ocd_comma
     assert child.returncode in (0, -signal.SIGTERM), out + err
     log = logfile.read_text()
     assert "AsyncioSelectorReactor" in log and "Server Shut Down" in log
-    assert "ocd.states.hetdex_allowed_changed" in log
+    assert "ARMED by ocd allow_hetdex start" in log  # the narration, at info
     assert "Traceback" not in log
 
 

@@ -21,6 +21,18 @@ from ocd.commands import react, warn_both_sources
 
 
 
+def requester() -> str:
+    """Who asks, for the night log and the console: ``user@host``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (a bare container)
+        user = "?"
+    return f"{user}@{socket.gethostname()}"
+
+
 @inlineCallbacks
 def allow(config: Config, action: str, attempts: int, interval: float, reactor: Any,
           out: Any = None) -> Deferred:
@@ -31,7 +43,8 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
     want = action == "start"
     bind_url = config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
     answer = yield request_main_loop(
-        config, bind_url, Topic.HETDEX_ALLOWED, {"allow": want, "reason": f"ocd allow_hetdex {action}"},
+        config, bind_url, Topic.HETDEX_ALLOWED,
+        {"allow": want, "reason": f"asked by {requester()}"},
         Topic.HETDEX_ALLOWED_CHANGED, attempts, interval, reactor, out, "ocd allow_hetdex",
         "request")
     if answer is None:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from ocd.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from ocd.config import Config
+from ocd.logs import console_through
 from ocd.core.topics import Topic
 from ocd.services.replay import ReplayDatabase, ReplayError
 from ocd.services.replay_schedule import Replayer
@@ -31,6 +32,63 @@ def _clock_text(t: float | None) -> str:
     if t is None:
         return "--:--:--"
     return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``: a remaining time as a person reads it."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class MainLoopWatch:
+    """Warns when the main loop stops answering heartbeats during a replay.
+
+    Every ``timeout`` seconds an enquiry goes out on the replay URL (as in
+    the handshake); no answer within ``timeout`` is a warning (once), an
+    answer after that an info line. A replay into a dead main loop is time
+    lost without it.
+    """
+
+    def __init__(self, client: Any, urls: list[str], timeout: float, reactor: Any):
+        from twisted.internet.task import LoopingCall
+
+        self.client, self.urls, self.timeout = client, urls, max(timeout, 0.5)
+        self.silent_since: float | None = None
+        self._reactor = reactor
+        self._asking = False
+        self._loop = LoopingCall(self.check)
+        self._loop.clock = reactor
+        self._loop.start(self.timeout, now=False).addErrback(
+            lambda failure: log.failure("watching the main loop stopped", failure))
+
+    def check(self) -> None:
+        if self._asking:
+            return
+        self._asking = True
+        asked = self._reactor.seconds()
+        d = self.client.handshake(self.timeout)
+        d.addCallback(self._answered, asked)
+        d.addErrback(lambda failure: log.failure("heartbeat to the main loop failed", failure))
+
+    def _answered(self, ok: bool, asked: float) -> None:
+        self._asking = False
+        if not self._loop.running:
+            return
+        if not ok and self.silent_since is None:
+            self.silent_since = asked
+            log.warn("the main loop stopped answering: no heartbeat reply on {urls} for "
+                     "{timeout:.0f} s; events sent meanwhile may be lost (is `ocd run` alive?)",
+                     urls=" ".join(self.urls), timeout=self.timeout)
+        elif ok and self.silent_since is not None:
+            log.info("the main loop answers again after {seconds:.0f} s of silence",
+                     seconds=self._reactor.seconds() - self.silent_since)
+            self.silent_since = None
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
 
 
 class Progress:
@@ -47,7 +105,13 @@ class Progress:
         if terminal:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit="ev", file=out, dynamic_ncols=True, smoothing=0.1)
+            # One remaining time: ours (night time left / speed-up), not tqdm's
+            # rate-based estimate beside it.
+            self._bar = tqdm(total=total, unit="ev", file=out, dynamic_ncols=True, smoothing=0.1,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+            # Log lines go above the bar, never over it.
+            self._through = console_through(lambda line: self._bar.write(line, file=out))
+            self._through.__enter__()
             interval = 0.25
         self._loop = LoopingCall(self.tick)
         self._loop.clock = reactor
@@ -65,7 +129,7 @@ class Progress:
         try:
             r = self.replayer
             left = self._left()
-            left_text = "?" if left is None else f"{left:.0f} s"
+            left_text = "?" if left is None else _duration(left)
             if self._bar is not None:
                 self._bar.n = r.pass_sent
                 self._bar.set_postfix_str(f"night {_clock_text(r.night_time)} UTC, left {left_text}", refresh=False)
@@ -85,7 +149,9 @@ class Progress:
             self._loop.stop()
         if self._bar is not None:
             self._bar.n = self.replayer.pass_sent
+            self._through.__exit__(None, None, None)
             self._bar.close()
+            self._bar = None
 
 
 @inlineCallbacks
@@ -131,12 +197,16 @@ def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.N
             terminal = out.isatty()
         progress = Progress(replayer, total, db.time_span(), reactor,
                             config.get_float("db_replay", "progress_interval"), terminal, out)
+        watch = MainLoopWatch(client, main_urls, args.timeout, reactor)
         trigger = reactor.addSystemEventTrigger("before", "shutdown", replayer.stop)
         log.info("replaying {total} events of {path} on {urls} at speedup {speedup:g}",
                  total=total, path=str(db.path), urls=" ".join(urls), speedup=args.speedup)
         began = time.perf_counter()
-        summary = yield replayer.start()
-        progress.close()
+        try:
+            summary = yield replayer.start()
+        finally:
+            watch.stop()
+            progress.close()
         try:
             reactor.removeSystemEventTrigger(trigger)
         except (ValueError, KeyError):
@@ -224,5 +294,5 @@ def main(args: argparse.Namespace, config: Config) -> int:
         print(f"ocd db_replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     warn_both_sources(config, "db_replay")
-    start_logging(config)
+    start_logging(config, program="db_replay")
     return react(lambda reactor: replay(config, db, urls, args, reactor))

@@ -29,7 +29,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
         except ConfigError as exc:
             print(f"ocd run: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        start_logging(config)
+        start_logging(config, program="ocd run")
         try:
             service.startService()
         except BindError as exc:

@@ -230,7 +230,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     status = check_programs(config, sys.stderr)
     if status is not None:
         return status
-    start_logging(config)
+    start_logging(config, program="run_shot")
 
     def work(reactor: Any) -> defer.Deferred[int]:
         runners: list[Any] = []

@@ -3,7 +3,8 @@
 Generates (or reuses) a sample night, a shot list whose targets cross the
 HET's elevation that night and their shuffle files, starts the main loop,
 arms it, replays the night at ``--speedup`` and runs shots through the
-stand-ins; ends with the night report. See :mod:`ocd.sim.simulate`.
+stand-ins; ends with the night report (the same as ``ocd night_report``) and
+its timeline picture, ``night.png`` in the work folder. See :mod:`ocd.sim.simulate`.
 """
 
 from __future__ import annotations
@@ -57,11 +58,15 @@ def main(args: argparse.Namespace, config: Config) -> int:
                    extra=[("general", "log_level",
                            config.get_str("general", "log_level") if args.verbose else "warn"),
                           ("general", "json_log", config.get_str("general", "json_log"))])
-    start_logging(plan.config)
+    start_logging(plan.config, program="simulate_night")
     progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
 
     def described(report: Any) -> int:
+        from ocd.services.night_plot import plot_night
+
         print(describe(plan, report))
+        print(f"\ntimeline: {plot_night(report, plan.workdir / 'night.png')} (again: ocd "
+              f"night_report -l {plan.config.get_path('general', 'night_log')} -o FILE.png)")
         return 0 if report.succeeded else 1
 
     return react(lambda reactor: run_night(plan, reactor, sys.stdout, progress,

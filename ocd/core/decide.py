@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from ocd.config import Config
 from ocd.core.lookahead import choose
+from ocd.core.precision import comparison
 from ocd.core.scheduler import Candidate, Scheduler
 from ocd.core.shots import TRACK_NAMES, Shot
 from ocd.core.state import TelescopeState
@@ -140,10 +141,6 @@ class Decision:
         }
 
 
-def _num(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
-
-
 def decide(
     inputs: DecisionInputs,
     scheduler: Scheduler,
@@ -165,7 +162,7 @@ def decide(
     sun = scheduler.highest_sun(now, duration)
     if sun > settings.max_sun_alt:
         found[Blocker.DAYLIGHT] = (
-            f"Sun up to {sun:.1f} deg > {_num(settings.max_sun_alt)} deg"
+            f"Sun up to {comparison(sun, '>', settings.max_sun_alt, ' deg', 1)}"
             f" within the next {duration / 60:.0f} min"
         )
 
@@ -173,7 +170,8 @@ def decide(
         found[Blocker.TCS_SILENT] = "no TCS heartbeat yet"
     elif monotonic - tel.last_heartbeat > settings.tcs_timeout:
         found[Blocker.TCS_SILENT] = (
-            f"no TCS heartbeat for {monotonic - tel.last_heartbeat:.0f} s > {_num(settings.tcs_timeout)} s"
+            "no TCS heartbeat for "
+            f"{comparison(monotonic - tel.last_heartbeat, '>', settings.tcs_timeout, ' s')}"
         )
 
     if tel.shutter == "closed":
@@ -186,14 +184,15 @@ def decide(
         found[Blocker.WEATHER] = "no weather report yet"
     elif monotonic - weather.received > settings.weather_timeout:
         found[Blocker.WEATHER] = (
-            f"no weather report for {monotonic - weather.received:.0f} s > {_num(settings.weather_timeout)} s"
+            "no weather report for "
+            f"{comparison(monotonic - weather.received, '>', settings.weather_timeout, ' s')}"
         )
     else:
         bad = []
         if weather.humidity > settings.max_humidity:
-            bad.append(f"humidity {_num(weather.humidity)}% > {_num(settings.max_humidity)}%")
+            bad.append(f"humidity {comparison(weather.humidity, '>', settings.max_humidity, '%')}")
         if weather.wind_speed > settings.max_wind:
-            bad.append(f"wind {_num(weather.wind_speed)} m/s > {_num(settings.max_wind)} m/s")
+            bad.append(f"wind {comparison(weather.wind_speed, '>', settings.max_wind, ' m/s')}")
         if bad:
             found[Blocker.WEATHER] = ", ".join(bad)
 
@@ -204,14 +203,15 @@ def decide(
     fwhm_note = "" if fwhm is not None else " (no metrology: default)"
     fwhm = settings.default_fwhm if fwhm is None else fwhm
     if fwhm > settings.max_fwhm:
-        found[Blocker.BAD_SEEING] = f"FWHM {fwhm:.1f} > {_num(settings.max_fwhm)}{fwhm_note}"
+        found[Blocker.BAD_SEEING] = f"FWHM {comparison(fwhm, '>', settings.max_fwhm, '', 1)}{fwhm_note}"
 
     transparency = tel.mean_transparency(seen, settings.fwhm_window)
     tr_note = "" if transparency is not None else " (no metrology: default)"
     transparency = settings.default_transparency if transparency is None else transparency
     if transparency < settings.min_transparency:
         found[Blocker.LOW_TRANSPARENCY] = (
-            f"transparency {transparency:.2f} < {_num(settings.min_transparency)}{tr_note}"
+            f"transparency {comparison(transparency, '<', settings.min_transparency, '', 2)}"
+            f"{tr_note}"
         )
 
     pick, why = _pick(scheduler, now, duration, settings.lookahead, tuple(sorted(found)))

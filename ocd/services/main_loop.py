@@ -98,6 +98,9 @@ class MainLoop(Service):
         self.listeners: list[Listener] = []
         self.publishers: dict[str, EventPublisher] = {}
         self.clock = OcdClock.from_config(config)
+        #: Log every published event (debug): only when a log is at debug level.
+        self.log_publish = "debug" in (config.get_str("general", "log_level"),
+                                       config.get_str("general", "json_log_level"))
         self._warnings = RateLimitedWarnings(WARN_EVERY, self.log.warn)
         self._topic_names = BoundedNames("topic")
         #: A TCS __data_time further than this from the machine's clock is
@@ -154,11 +157,14 @@ class MainLoop(Service):
             # the PUB is full (XPUB_NODROP): the event is lost; the bus warns
             self.counters.increment(f"dropped.publish.{channel}")
         self.counters.increment(f"published.{topic}")
-        quiet = topic in (Topic.STATES_STATE, Topic.HEARTBEAT_REPLY)
-        (self.log.debug if quiet else self.log.info)(
-            "publish {topic} {fields}", topic=topic, fields=dict(fields), ocd_event="publish",
-            data_time=event.data_time, wire_time=event.wire_time,
-        )
+        # Raw events are for debugging: the Narrator tells a person what changed.
+        # Not even emitted unless a log wants debug: twistd's log file takes
+        # every level, and heartbeat-rate events would fill it.
+        if self.log_publish:
+            self.log.debug(
+                "publish {topic} {fields}", topic=topic, fields=dict(fields),
+                ocd_event="publish", data_time=event.data_time, wire_time=event.wire_time,
+            )
         for listener in list(self.listeners):
             try:
                 listener(event)

@@ -1,28 +1,254 @@
-"""The night log: every decision and every shot event, and the night report.
+"""The night log: what OCD decided and did, night after night, in SQLite.
 
-:class:`NightLog` is a listener of ``MainLoop.publish``, the one place all
-of OCD's outgoing events pass, so it sees every ``ocd.decision.made`` and
-every ``ocd.run_shot.*`` whoever ran the shot. It keeps what a person asks
-the morning after (which shots ran, when, with which observation number,
-and how much of the night each blocker cost) and can append each record to
-a JSON-lines file. The report is computed from the records alone, on OCD's
-clock, so a replayed night reports as that night.
+:class:`NightLog` is a service of ``ocd run`` and a listener of
+``MainLoop.publish`` (the one place all of OCD's outgoing events pass), so
+it sees every ``ocd.decision.made``, every state change and every
+``ocd.run_shot.*`` event, whoever ran the shot; the orchestrator hands it
+every alert. It keeps only what a person asks the morning after, and only
+changes: one row per change of decision (verdict, blockers, picked shot),
+per change of arming (who, why), per shot start, step and end (observation
+number, outcome), per alert, and one when OCD starts and stops.
+
+The file (``[general] night_log``) is SQLite in WAL mode: every row is its
+own transaction, so a crash (even a SIGKILL mid-write) loses at most the row
+being written and never leaves a broken file; it is appended to across
+restarts. Times are OCD's clock (``time``; the night's time, also in a
+replay) and the machine's (``wall``). The schema is documented in
+docs/operations.md ("The night log") and is kept stable: ``meta`` holds
+``schema_version``.
+
+:func:`load_night` and :func:`build_report` (pure) make the night report of
+``ocd night_report`` and ``ocd simulate_night``; :mod:`ocd.services.night_plot`
+draws its timeline.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Callable, Mapping, Sequence
+
+from twisted.application.service import Service
+from twisted.logger import Logger
 
 from ocd.core.events import Event
-from ocd.core.topics import ExecStatus, MachineName, ShotTransition, Topic
+from ocd.core.topics import ArmingTransition, Blocker, ExecStatus, MachineName, ShotTransition, Topic
 
-KEPT = (Topic.DECISION_MADE, Topic.RUN_SHOT_RUN, Topic.STATES_CHANGE)
+log = Logger(namespace="ocd.night_log")
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    night      TEXT NOT NULL,
+    time       REAL NOT NULL,
+    wall       REAL NOT NULL,
+    run        INTEGER,
+    kind       TEXT NOT NULL,
+    what       TEXT NOT NULL,
+    shotid     TEXT,
+    obs_number INTEGER,
+    blockers   TEXT,
+    outcome    TEXT,
+    who        TEXT,
+    reason     TEXT,
+    details    TEXT
+);
+CREATE INDEX IF NOT EXISTS entries_by_night ON entries (night, id);
+"""
+
+#: ``kind`` values, and what ``what`` says for each.
+OCD, DECISION, ARMING, SHOT, ALERT = "ocd", "decision", "arming", "shot", "alert"
 #: The blocker that means "busy observing": reported apart, not as time lost.
-OBSERVING = "shot_running"
+OBSERVING = Blocker.SHOT_RUNNING.value
+
+SHOT_TOPICS = {Topic.RUN_SHOT_RUN: "run", Topic.RUN_SHOT_SETUP: "setup_telescope",
+               Topic.RUN_SHOT_EXPOSURE: "exposure"}
+
+#: The HET's longitude in hours: a night runs from local mean noon to noon.
+_HET_LONGITUDE_HOURS = -104.014722 / 15.0
+
+
+def night_of(epoch: float) -> str:
+    """The date of the evening a night began, at the HET (noon to noon local mean time)."""
+    local = datetime.fromtimestamp(epoch, tz=timezone.utc) + timedelta(
+        hours=_HET_LONGITUDE_HOURS - 12.0)
+    return local.date().isoformat()
+
+
+def utc_clock(epoch: float | None) -> str:
+    return "-" if epoch is None else datetime.fromtimestamp(
+        epoch, tz=timezone.utc).strftime("%H:%M:%S")
+
+
+def utc_iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(
+        epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_night_log(path: str | Path) -> sqlite3.Connection:
+    """Open (creating) a night log: WAL, one transaction per row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a committed row survives a crash of OCD; a power cut may
+    # lose the last rows but never leaves a broken file.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=2000")
+    conn.executescript(SCHEMA)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                 (SCHEMA_VERSION,))
+    return conn
+
+
+def _who_and_reason(change: Mapping[str, Any]) -> tuple[str, str]:
+    msg = str(change.get("msg") or "")
+    if change.get("transition") == ArmingTransition.SELF_DISARM:
+        return "OCD", msg
+    if msg.startswith("ocd allow_hetdex") and " (" in msg and msg.endswith(")"):
+        command, reason = msg[:-1].split(" (", 1)
+        if reason.startswith("asked by "):
+            return reason[len("asked by "):], command
+        return command, reason
+    return "?", msg
+
+
+class NightLog(Service):
+    """Writes the night log; see the module doc. ``clock`` is OCD's clock."""
+
+    def __init__(self, path: str | Path, clock: Callable[[], float],
+                 wall: Callable[[], float] | None = None, program: str = "ocd run"):
+        self.setName("night_log")
+        self.path = Path(path)
+        self.clock = clock
+        self.wall = wall or (lambda: datetime.now(timezone.utc).timestamp())
+        self.program = program
+        self.conn: sqlite3.Connection | None = None
+        self.run_id: int | None = None
+        self._last_decision: tuple[Any, ...] | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def startService(self) -> None:
+        self.conn = open_night_log(self.path)
+        self._last_decision = None
+        self.run_id = None
+        self.run_id = self.write(OCD, "start", reason=f"{self.program} (pid {os.getpid()})")
+        if self.run_id is not None:
+            with self.conn:  # a run is named by the id of its start row
+                self.conn.execute("UPDATE entries SET run = id WHERE id = ?", (self.run_id,))
+        log.info("night log in {path}", path=str(self.path))
+        Service.startService(self)
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        self.write(OCD, "stop", reason=f"{self.program} (pid {os.getpid()})")
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- writing --------------------------------------------------------------
+    def write(self, kind: str, what: str, time: float | None = None, **columns: Any) -> int | None:
+        """One row in its own transaction; returns its id. Never raises."""
+        if self.conn is None:
+            return None
+        when = self.clock() if time is None else time
+        details = columns.pop("details", None)
+        row = dict(night=night_of(when), time=when, wall=self.wall(), run=self.run_id,
+                   kind=kind, what=what, details=None if details is None else json.dumps(
+                       details, sort_keys=True, default=str), **columns)
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            with self.conn:
+                cursor = self.conn.execute(f"INSERT INTO entries ({names}) VALUES ({marks})",
+                                           tuple(row.values()))
+            return cursor.lastrowid
+        except sqlite3.Error:
+            log.failure("cannot write the night log {path}", path=str(self.path))
+            return None
+
+    def alert(self, message: str) -> None:
+        self.write(ALERT, "alert", reason=message)
+
+    def __call__(self, event: Event) -> None:
+        """Listener of ``MainLoop.publish``: keep the changes."""
+        p = event.payload
+        topic = event.topic
+        if topic == Topic.DECISION_MADE:
+            key = (p.get("verdict"), tuple(p.get("blockers") or ()),
+                   p.get("shotid") if p.get("verdict") == "run" else None)
+            if key == self._last_decision:
+                return
+            self._last_decision = key
+            self.write(DECISION, str(p.get("verdict")), event.data_time, shotid=key[2],
+                       blockers=" ".join(key[1]), details=dict(p.get("details") or {}))
+        elif topic == Topic.STATES_CHANGE and p.get("machine_name") == MachineName.HETDEX_ALLOWED:
+            who, reason = _who_and_reason(p)
+            self.write(ARMING, str(p.get("new_state")), event.data_time, who=who, reason=reason,
+                       details={"transition": p.get("transition"), "from": p.get("old_state")})
+        elif topic == Topic.STATES_CHANGE and p.get("machine_name") == MachineName.RUN_SHOT \
+                and p.get("transition") == ShotTransition.LOST:
+            self.write(SHOT, "lost", event.data_time, outcome="lost")
+        elif topic in SHOT_TOPICS:
+            self._shot(SHOT_TOPICS[topic], event)
+
+    def _shot(self, step: str, event: Event) -> None:
+        p = event.payload
+        ids = dict(shotid=p.get("shotid"), obs_number=p.get("obs_number"))
+        started = p.get("exec_status") == ExecStatus.START
+        if step == "run":
+            if started:
+                self.write(SHOT, "start", event.data_time, **ids)
+            else:
+                error = bool(p.get("error"))
+                self.write(SHOT, "end", event.data_time, outcome="failed" if error else "done",
+                           reason=str(p.get("exc_value") or "")[:500] if error else None, **ids)
+            return
+        name = step if step != "exposure" else f"exposure {p.get('exposure')}"
+        if started:
+            self.write(SHOT, "step", event.data_time, outcome=name, **ids)
+        elif p.get("error"):
+            self.write(SHOT, "step", event.data_time, outcome=f"{name} failed", **ids)
+
+
+# -- reading and reporting -------------------------------------------------------------
+
+
+def load_night(path: str | Path, night: str | None = None) -> tuple[str | None, list[dict]]:
+    """The rows of ``night`` (default: the night of the last row), in order."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no night log at {path}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.row_factory = sqlite3.Row
+        if night is None:
+            row = conn.execute("SELECT night FROM entries ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                return None, []
+            night = row["night"]
+        rows = conn.execute("SELECT * FROM entries WHERE night = ? ORDER BY id",
+                            (night,)).fetchall()
+        return night, [dict(r) for r in rows]
+    finally:
+        conn.close()
+
+
+def nights_in(path: str | Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT DISTINCT night FROM entries ORDER BY night")]
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -31,140 +257,161 @@ class ShotRecord:
     obs_number: int | None
     start: float
     end: float | None = None
-    error: bool | None = None
+    outcome: str = "unfinished"
+    last_step: str = ""
     message: str = ""
 
-    @property
-    def status(self) -> str:
-        if self.end is None:
-            return "running"
-        return "failed" if self.error else "done"
+
+@dataclass
+class Segment:
+    """A stretch of the night under one decision."""
+
+    start: float
+    end: float
+    verdict: str
+    blockers: tuple[str, ...]
 
 
 @dataclass
 class NightReport:
-    shots: list[ShotRecord]
-    blocker_seconds: dict[str, float]
+    night: str | None
     first: float | None
     last: float | None
-    decisions: int
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    shots: list[ShotRecord]
+    blocker_seconds: dict[str, float]
+    segments: list[Segment] = field(default_factory=list)
+    decisions: int = 0
+    alerts: list[tuple[float, str]] = field(default_factory=list)
+    arming: list[tuple[float, str, str, str]] = field(default_factory=list)
+    ocd_down_seconds: float = 0.0
 
     @property
     def succeeded(self) -> list[ShotRecord]:
-        return [s for s in self.shots if s.status == "done"]
+        return [s for s in self.shots if s.outcome == "done"]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for s in self.shots if s.outcome == outcome)
 
     def format(self) -> str:
-        """The report as a person reads it at the end of a night."""
-        lines = ["Night report", "============"]
+        """The report as a person reads it the morning after (times UTC)."""
+        lines = [f"Night report: night of {self.night or '?'}"]
         if self.first is not None and self.last is not None:
-            lines.append(f"night time covered: {_hms(self.first)} to {_hms(self.last)} UTC "
-                         f"({(self.last - self.first) / 3600:.2f} h), {self.decisions} decisions")
+            lines.append(f"span: {utc_iso(self.first)} to {utc_iso(self.last)} "
+                         f"({(self.last - self.first) / 3600:.2f} h), "
+                         f"{self.decisions} decision changes, {len(self.arming)} arming changes, "
+                         f"{len(self.alerts)} alerts")
+        else:
+            lines.append("span: nothing recorded")
         lines.append("")
-        lines.append(f"shots: {len(self.succeeded)} done, "
-                     f"{sum(1 for s in self.shots if s.status == 'failed')} failed, "
-                     f"{sum(1 for s in self.shots if s.status == 'running')} unfinished")
-        lines.append(f"  {'shotid':<12} {'obsnum':>7}  {'start':>8}  {'end':>8}  {'min':>5}  status")
+        lines.append(f"shots: {self.count('done')} done, {self.count('failed')} failed, "
+                     f"{self.count('lost')} lost, {self.count('unfinished')} unfinished")
+        if self.shots:
+            lines.append(f"  {'shotid':<12} {'obs':>7}  {'start':>8}  {'end':>8}  {'min':>5}  "
+                         "outcome")
         for shot in self.shots:
-            end = _hms(shot.end) if shot.end is not None else "-"
             minutes = f"{(shot.end - shot.start) / 60:5.1f}" if shot.end is not None else "    -"
             obs = "-" if shot.obs_number is None else str(shot.obs_number)
-            note = f" ({shot.message})" if shot.message else ""
-            lines.append(f"  {shot.shotid:<12} {obs:>7}  {_hms(shot.start)}  {end:>8}  {minutes}"
-                         f"  {shot.status}{note}")
+            note = shot.message or (f"last step: {shot.last_step}"
+                                    if shot.outcome == "unfinished" and shot.last_step else "")
+            note = f" ({note[:80]})" if note else ""
+            lines.append(f"  {shot.shotid:<12} {obs:>7}  {utc_clock(shot.start)}  "
+                         f"{utc_clock(shot.end) if shot.end else '-':>8}  {minutes}  "
+                         f"{shot.outcome}{note}")
         lines.append("")
         observing = self.blocker_seconds.get(OBSERVING, 0.0)
-        lines.append(f"time spent on shots ({OBSERVING}): {observing / 3600:.2f} h")
+        lines.append(f"time on shots ({OBSERVING}): {observing / 3600:.2f} h")
         lines.append("time lost to each blocker (a stretch with several blockers counts for each):")
         lost = {k: v for k, v in self.blocker_seconds.items() if k != OBSERVING}
         if not lost:
             lines.append("  none")
-        for name, seconds in sorted(lost.items(), key=lambda kv: -kv[1]):
+        for name, seconds in sorted(lost.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"  {name:<20} {seconds / 3600:6.2f} h")
+        if self.ocd_down_seconds:
+            lines.append(f"OCD not running: {self.ocd_down_seconds / 3600:.2f} h")
         return "\n".join(lines)
 
 
-def _hms(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%H:%M:%S")
+def build_report(rows: Sequence[Mapping[str, Any]], night: str | None = None) -> NightReport:
+    """Shots, decision stretches and time per blocker, from night-log rows in order.
 
-
-class NightLog:
-    """Listener of the main loop's outgoing events; see the module doc."""
-
-    def __init__(self, path: str | Path | None = None):
-        self.records: list[dict[str, Any]] = []
-        self._file: IO[str] | None = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")
-
-    def __call__(self, event: Event) -> None:
-        if event.topic not in KEPT:
-            return
-        record = {"topic": event.topic, "data_time": event.data_time, **{
-            k: v for k, v in event.payload.items() if not k.startswith("__")}}
-        self.records.append(record)
-        if self._file is not None:
-            self._file.write(json.dumps(record, default=str) + "\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def report(self) -> NightReport:
-        return build_report(self.records)
-
-
-def build_report(records: list[dict[str, Any]]) -> NightReport:
-    """Shots and time lost per blocker, from night-log records in order."""
+    A decision lasts until the next one, OCD's stop, or the last row. When
+    OCD's clock goes back (a replay started over), the night is counted anew.
+    """
     shots: list[ShotRecord] = []
-    open_shots: dict[tuple[str, Any], ShotRecord] = {}
-    lost: dict[str, float] = {}
-    previous: dict[str, Any] | None = None
+    open_shots: dict[tuple[Any, Any], ShotRecord] = {}
+    segments: list[Segment] = []
+    alerts: list[tuple[float, str]] = []
+    arming: list[tuple[float, str, str, str]] = []
+    current: dict[str, Any] | None = None  # the decision in force
     first = last = None
     decisions = 0
-    changes = []
-    for record in records:
-        topic = record["topic"]
-        if topic == Topic.DECISION_MADE:
+    down = 0.0
+    stopped_at: float | None = None
+
+    def close(at: float) -> None:
+        nonlocal current
+        if current is not None and at > current["start"]:
+            segments.append(Segment(current["start"], at, current["verdict"],
+                                    current["blockers"]))
+        current = None
+
+    for row in rows:
+        t = float(row["time"])
+        if last is not None and t < last - 60.0:
+            # OCD's clock went back: count the night anew.
+            shots.clear()
+            open_shots.clear()
+            segments.clear()
+            alerts.clear()
+            arming.clear()
+            current, first, decisions, down, stopped_at = None, None, 0, 0.0, None
+        first = t if first is None else first
+        last = t if last is None else max(last, t)
+        kind, what = row["kind"], row["what"]
+        if kind == OCD:
+            if what == "stop":
+                close(t)
+                stopped_at = t
+            elif what == "start" and stopped_at is not None:
+                down += max(0.0, t - stopped_at)
+                stopped_at = None
+            elif what == "start":
+                close(t)  # a crash: no stop row; the time until this start is not counted
+        elif kind == DECISION:
             decisions += 1
-            now = float(record.get("now", record["data_time"]))
-            if previous is not None and now < previous["now"]:
-                # OCD's clock went back: the machine's clock before the first
-                # TCS event, or a replay starting over. Count the night anew.
-                lost.clear()
-                first = None
-                decisions = 1
-            first = now if first is None else first
-            last = now
-            if previous is not None and now > previous["now"]:
-                for name in previous["blockers"]:
-                    lost[name] = lost.get(name, 0.0) + now - previous["now"]
-            previous = {"now": now, "blockers": list(record.get("blockers") or [])}
-        elif topic == Topic.RUN_SHOT_RUN:
-            key = (record.get("shotid"), record.get("obs_number"))
-            if record.get("exec_status") == ExecStatus.START:
-                shot = ShotRecord(str(record.get("shotid")), record.get("obs_number"),
-                                  record["data_time"])
+            close(t)
+            blockers = tuple(b for b in (row.get("blockers") or "").split() if b)
+            current = {"start": t, "verdict": what, "blockers": blockers}
+        elif kind == ARMING:
+            arming.append((t, what, str(row.get("who") or ""), str(row.get("reason") or "")))
+        elif kind == ALERT:
+            alerts.append((t, str(row.get("reason") or "")))
+        elif kind == SHOT:
+            key = (row.get("shotid"), row.get("obs_number"))
+            if what == "start":
+                shot = ShotRecord(str(row.get("shotid")), row.get("obs_number"), t)
                 shots.append(shot)
                 open_shots[key] = shot
-            elif record.get("exec_status") == ExecStatus.FINISH:
+            elif what == "step":
+                shot = open_shots.get(key)
+                if shot is not None:
+                    shot.last_step = str(row.get("outcome") or "")
+            elif what == "end":
                 shot = open_shots.pop(key, None)
                 if shot is None:
-                    shot = ShotRecord(str(record.get("shotid")), record.get("obs_number"),
-                                      record["data_time"])
+                    shot = ShotRecord(str(row.get("shotid")), row.get("obs_number"), t)
                     shots.append(shot)
-                shot.end = record["data_time"]
-                shot.error = bool(record.get("error"))
-                if shot.error:
-                    shot.message = str(record.get("exc_value") or "")[:120]
-        elif topic == Topic.STATES_CHANGE:
-            changes.append(record)
-            if (record.get("machine_name") == MachineName.RUN_SHOT
-                    and record.get("transition") == ShotTransition.LOST):
+                shot.end, shot.outcome = t, str(row.get("outcome") or "done")
+                shot.message = str(row.get("reason") or "")
+            elif what == "lost":
                 for shot in open_shots.values():
-                    shot.end, shot.error, shot.message = record["data_time"], True, "lost"
+                    shot.end, shot.outcome = t, "lost"
                 open_shots.clear()
-    return NightReport(shots, lost, first, last, decisions, changes)
+    if last is not None:
+        close(last)
+    lost: dict[str, float] = {}
+    for segment in segments:
+        for name in segment.blockers:
+            lost[name] = lost.get(name, 0.0) + segment.end - segment.start
+    return NightReport(night, first, last, shots, lost, segments, decisions, alerts, arming,
+                       down)

@@ -98,6 +98,8 @@ class Orchestrator(MainLoop):
         self._shot_done_d: defer.Deferred | None = None
         self._stopping = False
         self._shot_file_signature: Any = None
+        #: Called with every alert's message (the night log).
+        self.alert_listeners: list[Callable[[str], None]] = []
         #: Called with (seconds, ok) after each observation-number reservation
         #: (the status service's latency histogram).
         self.reservation_observers: list[Callable[[float, bool], None]] = []
@@ -388,7 +390,7 @@ class Orchestrator(MainLoop):
                or monotonic - self._last_report >= self.settings.report_interval)
         self.last_decision = decision
         if changed:
-            self.log.info("{summary}", summary=decision.summary(), ocd_event="decision",
+            self.log.debug("{summary}", summary=decision.summary(), ocd_event="decision",
                           blockers=list(decision.blockers))
         if changed or due:
             self._last_report = monotonic
@@ -470,7 +472,7 @@ class Orchestrator(MainLoop):
         self.own_shot = request
         self.shots.start(key, self.reactor.seconds(),
                          float(sum(request.exptimes)) + self.settings.shot_grace, own=True)
-        self.log.info("starting shot {shotid} (observation {obs}) on the {track} track",
+        self.log.debug("starting shot {shotid} (observation {obs}) on the {track} track",
                       shotid=shot.shotid, obs=obs_number, track=request.track_name)
         assert self.runner is not None
         d = self.runner.run(request).addCallback(self._shot_done)
@@ -530,6 +532,11 @@ class Orchestrator(MainLoop):
         """Log the alert and run ``[general] alert_command`` with it, if set."""
         self.counters.increment("alerts")
         self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
+        for listener in list(self.alert_listeners):
+            try:
+                listener(message)
+            except Exception:
+                self.log.failure("alert listener {listener!r} failed", listener=listener)
         command = self.config.get_command("general", "alert_command")
         if not command or self.processes is None:
             return

@@ -26,7 +26,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ocd.config import Config
-from ocd.services.nightlog import NightLog, NightReport
+from ocd.services.nightlog import NightReport, build_report, load_night
 
 log = Logger(namespace="ocd.simulate")
 
@@ -85,7 +85,8 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
     shot_file = workdir / "shots.txt"
     shot_file.write_text(shot_list_text(sample), encoding="utf-8")
     write_shuffle_files(sample, workdir)
-    for name in ("obsnum.sqlite", "state.sqlite", "standins.jsonl", "nightlog.jsonl"):
+    for name in ("obsnum.sqlite", "state.sqlite", "standins.jsonl", "nightlog.sqlite",
+                 "nightlog.sqlite-wal", "nightlog.sqlite-shm"):
         (workdir / name).unlink(missing_ok=True)
     overrides = [
         ("urls", "event_urls", ""),
@@ -106,6 +107,7 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
             "ocd.sim.dither", "--exposure", "{exposure}", "--exptime", "{seconds}", "--obsnum",
             "{obs_number}", "--object", "{shotid}", "--dither-with-probes", "{dither_with_probes}")),
         ("decision", "decide_interval", "1"),
+        ("general", "night_log", str(workdir / "nightlog.sqlite")),
         *extra,
     ]
     config = Config.load(None, overrides)
@@ -125,10 +127,8 @@ def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = F
 
     out = out if out is not None else sys.stderr
     config = plan.config
-    service = makeService(config, reactor)
+    service = makeService(config, reactor, program="simulate_night")
     main_loop = service.getServiceNamed("main_loop")
-    night_log = NightLog(plan.workdir / "nightlog.jsonl")
-    main_loop.listeners.append(night_log)
     if narrate:
         main_loop.listeners.append(Narrator(out))
     service.startService()
@@ -150,8 +150,13 @@ def run_night(plan: NightPlan, reactor: Any, out: Any = None, progress: bool = F
                 yield deferLater(reactor, 0.2)
     finally:
         yield service.stopService()
-        night_log.close()
-    return night_log.report()
+    return night_report(plan)
+
+
+def night_report(plan: NightPlan) -> NightReport:
+    """The report of the simulated night, from the night log it wrote (its last night)."""
+    night, rows = load_night(plan.config.get_path("general", "night_log"))
+    return build_report(rows, night)
 
 
 class Narrator:

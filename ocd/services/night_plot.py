@@ -1,0 +1,75 @@
+"""The night's timeline as a picture: verdict, blockers and shots along the night.
+
+matplotlib with the Agg backend (no display needed, safe in a daemon or CI).
+One row for the verdict (green: run, grey: wait), one per blocker that
+occurred (in the spec's order), one for the shots (coloured by outcome,
+labelled with the observation number); the x axis is UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ocd.core.topics import BLOCKERS
+from ocd.services.nightlog import NightReport
+
+#: Size of the picture: WIDTH x HEIGHT pixels.
+WIDTH, HEIGHT, DPI = 1200, 500, 100
+
+OUTCOME_COLOURS = {"done": "tab:green", "failed": "tab:red", "lost": "tab:purple",
+                   "unfinished": "tab:orange"}
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def plot_night(report: NightReport, path: str | Path) -> Path:
+    """Write the timeline PNG of ``report`` to ``path``; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI)
+    ax = fig.add_subplot(1, 1, 1)
+    seen = {name for segment in report.segments for name in segment.blockers}
+    rows = ["verdict"] + [name for name in BLOCKERS if name in seen] + ["shots"]
+    y = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
+
+    def bar(row: str, start: float, end: float, colour: str) -> None:
+        width = (end - start) / 86400.0  # matplotlib dates are in days
+        ax.broken_barh([(mdates.date2num(_utc(start)), width)], (y[row] - 0.4, 0.8),
+                       facecolors=colour)
+
+    for segment in report.segments:
+        bar("verdict", segment.start, segment.end,
+            "tab:green" if segment.verdict == "run" else "lightgrey")
+        for name in segment.blockers:
+            bar(name, segment.start, segment.end,
+                "tab:blue" if name == "shot_running" else "tab:red")
+    end_of_log = report.last if report.last is not None else 0.0
+    for shot in report.shots:
+        end = shot.end if shot.end is not None else end_of_log
+        bar("shots", shot.start, max(end, shot.start + 30.0),
+            OUTCOME_COLOURS.get(shot.outcome, "black"))
+        if shot.obs_number is not None:
+            ax.text(mdates.date2num(_utc(shot.start)), y["shots"] + 0.45, str(shot.obs_number),
+                    fontsize=7, va="bottom")
+    ax.set_yticks([y[name] for name in rows], rows)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
+    if report.first is not None and report.last is not None and report.last > report.first:
+        ax.set_xlim(mdates.date2num(_utc(report.first)), mdates.date2num(_utc(report.last)))
+    ax.set_xlabel("UTC")
+    ax.grid(axis="x", alpha=0.3)
+    done = report.count("done")
+    ax.set_title(f"OCD, night of {report.night or '?'}: {len(report.shots)} shot(s), "
+                 f"{done} done")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path

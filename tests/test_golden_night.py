@@ -1,0 +1,141 @@
+"""Golden replay: a generated night through the real ``ocd run``, against tests/golden_night.txt.
+
+``ocd run``, ``ocd allow_hetdex`` and ``ocd db_replay`` run as child
+processes (the harness of test_e2e_night.py); the night is the first 3.5 hours
+of the clear sample night of seed 5 with a 3-shot list of seed 5, replayed at
+a speed-up of 600 (about 21 s). A decision whose only blocker is our own
+running shot is left out (the shot's start and end lines say it; whether it
+comes before or after the start line is a race). The night log's decisions and shots, on the night's clock,
+are rendered one per line and compared with the golden file. Shots run
+``true`` for syscmd and hetdex-dither.py, so a shot lasts a fraction of a
+second of wall time; how long exactly depends on the machine's load, so a
+time may differ from the golden one by up to TOLERANCE seconds of night
+(2 s of wall time); anything else that differs is a change of behaviour
+and fails with a unified diff of the two renderings.
+
+Regenerate on purpose (and review the diff in git): ``make golden``, which runs
+this test with ``OCD_REGENERATE_GOLDEN=1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import test_e2e_night
+from test_e2e_night import night_cache  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = Path(__file__).resolve().parent / "golden_night.txt"
+SPEEDUP = 600
+HOURS = 3.5
+SEED = 5
+SHOTS = 3  # far enough apart that a slow shot never runs into the next one's window
+#: The first minutes of the replay are left out: which of the first events
+#: reach OCD before its first decision depends on how they are batched.
+SETTLE = 600.0  # s of night
+TOLERANCE = 1200.0  # s of night: 2 s of wall time at SPEEDUP
+
+
+def render(night_log: Path, start: float, end: float) -> list[str]:
+    """Decisions and shot starts and ends of the replayed night, one line each."""
+    with sqlite3.connect(night_log) as conn:
+        rows = conn.execute(
+            "SELECT time, kind, what, shotid, obs_number, blockers, outcome FROM entries "
+            "WHERE kind IN ('decision', 'shot') AND time BETWEEN ? AND ? ORDER BY id",
+            (start, end)).fetchall()
+    lines = []
+    for t, kind, what, shotid, obs, blockers, outcome in rows:
+        clock = datetime.fromtimestamp(t, tz=timezone.utc).strftime("%H:%M:%S")
+        if kind == "decision" and blockers == "shot_running":
+            continue  # our own shot: its start and end say it, without the race between them
+        if kind == "decision":
+            lines.append(f"{clock} decision {what} {shotid or '-'} {blockers or '-'}")
+        elif what in ("start", "end"):
+            lines.append(f"{clock} shot {what} {shotid} obs {obs} {outcome or ''}".rstrip())
+    return lines
+
+
+def _seconds(line: str) -> float:
+    h, m, s = (int(x) for x in line[:8].split(":"))
+    return h * 3600 + m * 60 + s
+
+
+def same_night(golden: list[str], actual: list[str]) -> bool:
+    """Line by line: the same words, the times within TOLERANCE."""
+    if len(golden) != len(actual):
+        return False
+    return all(g[8:] == a[8:] and abs(_seconds(g) - _seconds(a)) <= TOLERANCE
+               for g, a in zip(golden, actual))
+
+
+@pytest.fixture
+def golden_run(night_cache, tmp_path, child_env, monkeypatch):  # noqa: F811
+    """``ocd run`` on the golden night's plan; every child ended at teardown."""
+    from ocd.sim.simulate import prepare
+
+    monkeypatch.setattr(test_e2e_night, "SPEEDUP", SPEEDUP)
+    monkeypatch.setenv("OCD_STANDIN_SPEEDUP", str(SPEEDUP))
+    monkeypatch.setenv("OCD_STANDIN_LOG", "")
+    workdir = tmp_path / "night"
+    plan = prepare(workdir, seed=SEED, shots=SHOTS, speedup=SPEEDUP, hours=HOURS,
+                   bad_weather_minutes=0, extra=[
+                       ("general", "json_log", str(workdir / "ocd-log.json")),
+                       ("run_shot", "syscmd_command", "true"),
+                       ("run_shot", "dither_command", "true"),
+                       # Limits away from the sample night's noise: no blocker that
+                       # flickers while a shot of uncertain length runs.
+                       ("decision", "max_fwhm", "3.0"),
+                       ("decision", "min_transparency", "0.3"),
+                   ])
+    run = test_e2e_night.NightRun(plan, dict(child_env), {})
+    run.start()
+    yield run
+    run.close()
+
+
+def within_tolerance(golden: list[str], actual: list[str]) -> list[str]:
+    """``actual`` with the golden line wherever only the time differs, within TOLERANCE,
+    so that the diff shows the changes of behaviour alone."""
+    matcher = difflib.SequenceMatcher(a=[g[8:] for g in golden], b=[a[8:] for a in actual],
+                                      autojunk=False)
+    shown = list(actual)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            g, a = golden[block.a + k], actual[block.b + k]
+            if abs(_seconds(g) - _seconds(a)) <= TOLERANCE:
+                shown[block.b + k] = g
+    return shown
+
+
+def test_the_replayed_night_matches_the_golden_night_log(golden_run):
+    run = golden_run
+    run.allow("start")
+    run.replay()
+    run.wait_idle()
+    assert run.stop_ocd() == 0
+    from ocd.services.replay import ReplayDatabase
+
+    db = ReplayDatabase(run.plan.night_db)
+    start, end = db.time_span()
+    db.close()
+    actual = render(run.plan.config.get_path("general", "night_log"), start + SETTLE,
+                    end + 3600)
+    assert any(" shot end " in line for line in actual), "no shot in the golden night\n" + \
+        "\n".join(actual) + run.ocd_log()
+    if os.environ.get("OCD_REGENERATE_GOLDEN"):
+        GOLDEN.write_text("\n".join(actual) + "\n", encoding="utf-8")
+        pytest.skip(f"regenerated {GOLDEN}")
+    golden = GOLDEN.read_text(encoding="utf-8").splitlines()
+    if not same_night(golden, actual):
+        diff = "\n".join(difflib.unified_diff(golden, within_tolerance(golden, actual),
+                                              "golden_night.txt", "this run", lineterm=""))
+        pytest.fail("the replayed night differs from tests/golden_night.txt (times may differ "
+                    f"by {TOLERANCE:.0f} s):\n{diff}\nIf the change is intended: make golden, "
+                    "and review the diff of tests/golden_night.txt")
