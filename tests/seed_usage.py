@@ -281,4 +281,15 @@ OWN: dict[tuple[str, ...], Command] = {
         ),
         positionals=("date",),
     ),
+    # issue 13: tonight's plan on a clear night (docs/operations.md).
+    ("plan",): Command(
+        usage="usage: ocd plan [-h] [--config [CONFIG]] [-o FILE.png] [--json] [date]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-o", "--output"), "FILE.png"),
+            Opt(("--json",), default="False"),
+        ),
+        positionals=("date",),
+    ),
 }

@@ -239,3 +239,50 @@ def _window(scheduler: Scheduler, shotid: str, track: int, now: float, duration:
     if first > now:  # window() gives the next pass once this one is over: not here
         first, last = now, now + duration
     return max(first, begin), max(min(last - duration, end - duration), now)
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """How a night went against its plan (``simulate_night``, the plan test)."""
+
+    planned: tuple[str, ...]
+    run: tuple[str, ...]
+    #: Run shots that started outside the window of the planned shot at their place.
+    outside: tuple[str, ...]
+
+    @property
+    def in_order(self) -> bool:
+        """The shots run are the plan's first ones, in the plan's order."""
+        return self.run == self.planned[:len(self.run)]
+
+    @property
+    def as_planned(self) -> bool:
+        return self.run == self.planned and not self.outside
+
+    def format(self) -> str:
+        unplanned = [s for s in self.run if s not in self.planned]
+        missed = [s for s in self.planned if s not in self.run]
+        lines = [f"against the plan: {len(self.run)} shot(s) run of {len(self.planned)} planned; "
+                 + ("as planned (same shots, same order, each in its window)" if self.as_planned
+                    else f"order {'kept' if self.in_order else 'CHANGED'}, "
+                         f"{len(self.run) - len(self.outside)} of {len(self.run)} in the "
+                         "planned window")]
+        if unplanned:
+            lines.append(f"  not in the plan: {' '.join(unplanned)}")
+        if missed:
+            lines.append(f"  planned, not run: {' '.join(missed)}")
+        if self.outside:
+            lines.append(f"  started outside the planned window: {' '.join(self.outside)}")
+        return "\n".join(lines)
+
+
+def check_against_plan(plan: NightPlan, run: Sequence[tuple[str, float]]) -> PlanCheck:
+    """Compare the shots run (shot id, start, in order) with the plan."""
+    outside = []
+    for k, (shotid, start) in enumerate(run):
+        planned = plan.shots[k] if k < len(plan.shots) else None
+        if planned is None or planned.shotid != shotid \
+                or not planned.window[0] - 1.0 <= start <= planned.window[1] + 1.0:
+            outside.append(shotid)
+    return PlanCheck(tuple(s.shotid for s in plan.shots), tuple(s for s, _ in run),
+                     tuple(outside))
