@@ -41,6 +41,12 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     seen = {name for segment in report.segments for name in segment.blockers}
     rows = ["verdict"] + [name for name in BLOCKERS if name in seen] + ["shots"]
+    comparison = None
+    if report.shadow:
+        from ocd.services.shadow_compare import compare_shadow
+
+        comparison = compare_shadow(report)
+        rows = rows[:-1] + ["crew shots", "OCD would observe"]
     y = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
 
     def bar(row: str, start: float, end: float, colour: str) -> None:
@@ -55,12 +61,20 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
             bar(name, segment.start, segment.end,
                 "tab:blue" if name == "shot_running" else "tab:red")
     end_of_log = report.last if report.last is not None else 0.0
+    shot_row = "crew shots" if comparison is not None else "shots"
+    if comparison is not None:
+        for stretch in comparison.would_run:
+            bar("OCD would observe", stretch.start, stretch.end, "tab:green")
+            ax.text(mdates.date2num(_utc(stretch.start)), y["OCD would observe"] + 0.45,
+                    " ".join(stretch.what)[:40], fontsize=6, va="bottom")
+        for stretch in comparison.ocd_only:
+            bar("OCD would observe", stretch.start, stretch.end, "tab:olive")
     for shot in report.shots:
         end = shot.end if shot.end is not None else end_of_log
-        bar("shots", shot.start, max(end, shot.start + 30.0),
+        bar(shot_row, shot.start, max(end, shot.start + 30.0),
             OUTCOME_COLOURS.get(shot.outcome, "black"))
         if shot.obs_number is not None:
-            ax.text(mdates.date2num(_utc(shot.start)), y["shots"] + 0.45, str(shot.obs_number),
+            ax.text(mdates.date2num(_utc(shot.start)), y[shot_row] + 0.45, str(shot.obs_number),
                     fontsize=7, va="bottom")
     ax.set_yticks([y[name] for name in rows], rows)
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -71,7 +85,9 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     done = report.count("done")
     ax.set_title(f"OCD, night of {report.night or '?'}: {len(report.shots)} shot(s), "
-                 f"{done} done")
+                 f"{done} done" + ("" if comparison is None else
+                                   f"; SHADOW: agreement {comparison.agreement or 0:.0%} "
+                                   "(olive: OCD would observe, nobody did)"))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
