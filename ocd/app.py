@@ -19,6 +19,9 @@ does not survive a fork, so sockets and pools open in ``startService``.
 
 from __future__ import annotations
 
+import time
+from typing import Any, Callable
+
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorCore
@@ -33,7 +36,31 @@ from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import status_service
 
 
-def makeService(config: Config, reactor: IReactorCore, program: str = "ocd run") -> MultiService:
+def use_monotonic_clock(reactor: Any, monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Make the reactor's clock monotonic (``ocd run``, ``twistd ocd``).
+
+    Twisted's reactor measures ``callLater`` delays on ``time.time()``: a step
+    of the machine's clock (NTP, an operator's ``date``) moves every pending
+    timer and every measured silence, and a step back hides a dead TCS for
+    the length of the step (twisted/twisted#2424). OCD measures silences,
+    timeouts and deadlines on the reactor's clock and reads the wall clock
+    separately (``MainLoop.wall_time``, ``time.time`` in the daemons), so
+    the daemons switch the reactor to ``time.monotonic`` before anything is
+    scheduled; a call already pending keeps its remaining delay.
+    """
+    if reactor.seconds is monotonic:
+        return
+    before = reactor.seconds()
+    pending = list(reactor.getDelayedCalls())
+    reactor.seconds = monotonic
+    for call in pending:
+        remaining = max(call.getTime() - before, 0.0)
+        call.seconds = monotonic
+        call.reset(remaining)
+
+
+def makeService(config: Config, reactor: IReactorCore, daemon: bool = False,
+                program: str = "ocd run") -> MultiService:
     """The tree of ``ocd run`` and ``twistd ocd``: builds objects, opens nothing.
 
     ``reactor`` is the one the program runs (resolved where it starts:
@@ -43,13 +70,18 @@ def makeService(config: Config, reactor: IReactorCore, program: str = "ocd run")
     Children start in this order and stop in the reverse one: the main loop
     (ending a running shot) stops before the subscriber, the observation
     number pool and the control channels whose sockets carry its FINISH.
+    ``daemon`` (``ocd run``, ``twistd ocd``): log the banner at start and
+    stop on signals as events.md 3.6 says (:mod:`ocd.services.signals`).
     """
     bus = Bus(reactor)
     obsnum = ObsnumPool(config, reactor)
     obsnum.setName("obsnum")
-    main_loop = Orchestrator(config, reactor, obsnum=obsnum)
+    # The daemons' reactor clock is monotonic: OCD's time and stamps come from
+    # the wall clock. Elsewhere (tests, simulate_night) the reactor's clock is both.
+    main_loop = Orchestrator(config, reactor, obsnum=obsnum,
+                             wall=time.time if daemon else None)
+    root = OcdService(bus, main_loop, daemon=daemon)
     main_loop.listeners.append(Narrator())
-    root = OcdService(bus, main_loop)
     night_log_path = config.get_path("general", "night_log")
     if night_log_path is not None:
         # First child: it starts before the main loop and stops after it, so

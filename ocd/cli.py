@@ -19,12 +19,16 @@ import sys
 from typing import Any, Callable, Sequence
 
 from ocd import __version__
-from ocd.config import Config, ConfigError, DEFAULT_LOCAL_CONFIG
+from ocd.config import BareConfigName, Config, ConfigError, DEFAULT_LOCAL_CONFIG
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+
+#: Subcommands for which a ``--config FILE`` that does not exist is an error
+#: (the daemon; the others skip it with a warning, as the user's page says).
+CONFIG_REQUIRED = frozenset({"run"})
 
 CONFIG_HELP = (
     "Override the builtin configurations with the given configuration file. "
@@ -61,7 +65,8 @@ class OverrideGroup:
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", nargs="?", const=DEFAULT_LOCAL_CONFIG, default=None, help=CONFIG_HELP
+        "--config", nargs="?", const=BareConfigName(DEFAULT_LOCAL_CONFIG), default=None,
+        help=CONFIG_HELP
     )
 
 
@@ -341,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        config = Config.load(getattr(args, "config", None), overrides_from_args(parser, args))
+        config = Config.load(getattr(args, "config", None), overrides_from_args(parser, args),
+                             required=args.command in CONFIG_REQUIRED)
     except ConfigError as exc:
         print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -353,6 +359,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
         print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"ocd {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        # A file or folder a person named that cannot be used: say which, no traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"ocd {args.command}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -5,9 +5,17 @@ OCD reads its options in three layers, later ones winning:
 1. the master configuration shipped in the package (``ocd/data/ocd.cfg``),
    which names every section and option that exists;
 2. the file given with ``--config`` (a missing file is skipped with a
-   warning: a night must not be lost to a typo in a path);
+   warning, except for ``ocd run`` and ``twistd ocd``: a daemon started on
+   the built-in defaults after a typo would use another observation-number
+   database and other URLs, so there it is an error; a bare ``--config``,
+   meaning ``ocd.cfg``, stays a warning everywhere);
 3. overrides from the command line (and, while ``ocd run`` runs, from
    ``ocd config send`` for the options that the master marks ``live: yes``).
+
+A relative path in a configuration file (``[shots] state_db = state.sqlite``)
+is taken relative to that file's folder, so a site file works from any
+working directory; relative paths of the master and of the command line are
+taken relative to the working directory.
 
 Only options of the master can be set: an unknown section or option in a
 layer is an error that names it, so a misspelt threshold never silently
@@ -42,6 +50,10 @@ LIVE_UPDATE = "ocd config send"
 
 class ConfigError(Exception):
     """A configuration problem, with where it is (file, section, option)."""
+
+
+class BareConfigName(str):
+    """The value of a bare ``--config`` (``ocd.cfg``): missing is only a warning."""
 
 
 def master_path() -> Path:
@@ -155,10 +167,22 @@ class Config:
         cls,
         config_file: str | None = None,
         overrides: Iterable[tuple[str, str, str]] = (),
+        required: bool = False,
     ) -> "Config":
-        """Master, then ``config_file`` (when given and present), then overrides."""
+        """Master, then ``config_file`` (when given and present), then overrides.
+
+        With ``required`` (``ocd run``, ``twistd ocd``), a ``config_file`` that
+        does not exist is an error, unless it is a bare ``--config``
+        (:class:`BareConfigName`).
+        """
         config = cls()
         if config_file:
+            if required and not isinstance(config_file, BareConfigName) \
+                    and not os.path.exists(config_file):
+                raise ConfigError(
+                    f"configuration file {os.path.abspath(config_file)} does not exist: "
+                    "OCD does not start on the built-in defaults (another observation-number "
+                    "database, other URLs); give an existing file")
             config.read_file(config_file)
         for section, option, value in overrides:
             config.set(section, option, value, origin=COMMAND_LINE)
@@ -166,7 +190,7 @@ class Config:
         return config
 
     def read_file(self, path: str | os.PathLike[str]) -> None:
-        path = os.fspath(path)
+        path = os.path.abspath(os.fspath(path))
         if not os.path.exists(path):
             message = f"configuration file {path!r} does not exist: skipped"
             self.warnings.append(message)
@@ -337,8 +361,15 @@ class Config:
         return urls[index]
 
     def get_path(self, section: str, option: str) -> Path | None:
+        """A path; relative ones in a configuration file are relative to its folder."""
         value = self.get_str(section, option)
-        return Path(os.path.expanduser(value)) if value else None
+        if not value:
+            return None
+        path = Path(os.path.expanduser(value))
+        origin = self.origin(section, option)
+        if not path.is_absolute() and origin in self.files_read:
+            path = Path(os.path.abspath(origin)).parent / path
+        return path
 
     def get_json(self, section: str, option: str) -> Any:
         return self._convert(section, option, "JSON", json.loads)

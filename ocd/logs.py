@@ -34,13 +34,35 @@ from twisted.logger import (
 )
 from zope.interface import implementer
 
+from zope.interface import implementer
+
 from ocd.config import Config
 from ocd.json_log import JsonLogFile
 
 _started = False
 
-#: No console line is longer (a child's argv or output is cut; not in the JSON log).
+#: No console line is longer: a longer one continues on the next lines,
+#: indented by CONTINUATION (nothing is lost; the JSON log has it in one piece).
 CONSOLE_WIDTH = 200
+CONTINUATION = "    "
+
+
+def wrap_console(text: str) -> str:
+    """Break every line longer than CONSOLE_WIDTH at spaces, continuations indented.
+
+    ``re.sub(r"\\n {4}", " ", wrapped)`` gives the text back (a word longer
+    than a line is cut where it must be).
+    """
+    import textwrap
+
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= CONSOLE_WIDTH:
+            lines.append(line)
+            continue
+        lines.extend(textwrap.wrap(line, width=CONSOLE_WIDTH, subsequent_indent=CONTINUATION,
+                                   break_on_hyphens=False, replace_whitespace=False))
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 #: Where console lines go while a progress bar is shown (None: the stream).
 _console_writer: Callable[[str], None] | None = None
@@ -53,8 +75,14 @@ def utc_clock(when: float | None) -> str:
     return datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Always written, whatever ``[general] log_level`` says: the start banner.
+ALWAYS_SHOWN = ("ocd.banner",)
+
+
 def level_observer(observer: ILogObserver, level_name: str) -> ILogObserver:
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level_name))
+    for namespace in ALWAYS_SHOWN:
+        predicate.setLogLevelForNamespace(namespace, LogLevel.info)
     return FilteringLogObserver(observer, [predicate])
 
 
@@ -74,10 +102,7 @@ class ConsoleObserver:
         if not text:
             return
         if any(len(line) > CONSOLE_WIDTH for line in text.splitlines()):
-            # A person reads the console: the JSON log keeps the whole line.
-            text = "".join(line if len(line) <= CONSOLE_WIDTH else
-                           line[: CONSOLE_WIDTH - 3] + "...\n"
-                           for line in text.splitlines(keepends=True))
+            text = wrap_console(text)
         writer = _console_writer
         if writer is not None:
             writer(text.rstrip("\n"))
@@ -151,3 +176,28 @@ def start_logging(config: Config, stream: IO[str] | None = None, program: str = 
         observers_for(config, stream, program=program), discardBuffer=False,
         redirectStandardIO=False
     )
+
+
+def with_config(config: Config, base: ILogObserver) -> ILogObserver:
+    """``base`` (twistd's own log file or syslog) filtered by ``[general]
+    log_level``, plus the ``json_log`` file: what ``twistd ocd`` logs to."""
+    observers = [level_observer(base, config.get_str("general", "log_level"))]
+    path = config.get_path("general", "json_log")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        observers.append(level_observer(  # never raises on a full disk (ocd.json_log)
+            StampedObserver(JsonLogFile(path), "twistd ocd"),
+            config.get_str("general", "json_log_level")))
+    return _FanOut(observers)
+
+
+@implementer(ILogObserver)
+class _FanOut:
+    """One observer that hands every event to several."""
+
+    def __init__(self, observers: list[ILogObserver]):
+        self.observers = observers
+
+    def __call__(self, event: dict) -> None:
+        for observer in self.observers:
+            observer(event)

@@ -148,3 +148,15 @@ def test_console_lines_carry_utc_iso_times():
     log.info("hello")
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[ocd.test#info\] hello$",
                     stream.getvalue().strip())
+
+
+def test_long_console_lines_are_wrapped_not_cut():
+    stream = io.StringIO()
+    log = _logger(observers_for(Config.load(), stream))
+    path = "/tmp/" + "x" * 120 + "/state.sqlite"
+    log.warn("state database {path} does not exist: a new one is created, so the remaining "
+             "n_obs of every shot start afresh from the shot file", path=path)
+    text = stream.getvalue()
+    assert all(len(line) <= 200 for line in text.splitlines())
+    assert len(text.splitlines()) == 2 and text.splitlines()[1].startswith("    ")
+    assert f"{path} does not exist: a new one is created" in re.sub(r"\n {4}", " ", text)

@@ -1,4 +1,8 @@
-"""SIGTERM to ``ocd run`` during a shot: the children end, FINISH goes out, exit 0.
+"""Signals to ``ocd run`` during a shot (events.md 3.6).
+
+SIGTERM, SIGHUP or a second Ctrl+C: the children end, FINISH goes out with
+the error, exit 0, no traceback (also when more signals arrive while the
+children are being ended). A first Ctrl+C: the shot runs to its end first.
 
 A real ``ocd run`` child, a real TCS publisher (pyzmq) saying the sky is
 good, ``ocd allow_hetdex start`` as a child, and a dither stand-in told to
@@ -35,8 +39,12 @@ def write_all(config, path) -> str:
     return str(path)
 
 
-def test_sigterm_during_a_shot_emits_finish_with_error_and_exits_0(
-        tmp_path, free_url, ocd_command, child_env):
+def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, hang=True,
+                           extra_env=None):
+    """Start ``ocd run`` on a good sky, let it start a shot, send ``signals``.
+
+    Returns the shot's FINISH (or None), ``ocd run``'s exit status and stderr.
+    """
     shots = make_sample_shots(NIGHT - 300, NIGHT + 300, 1, seed=5)
     (tmp_path / "shots.txt").write_text(shot_list_text(shots))
     write_shuffle_files(shots, tmp_path)
@@ -50,11 +58,16 @@ def test_sigterm_during_a_shot_emits_finish_with_error_and_exits_0(
         run_shot__dither_command=f"{python} -m ocd.sim.dither --exposure {{exposure}} "
                                  "--exptime {seconds} --obsnum {obs_number} --object {shotid}",
         run_shot__kill_grace="1",
+        run_shot__exptimes="60 60 60",
         decision__decide_interval="0.2",
     )
     cfg = write_all(config, tmp_path / "site.cfg")
+    # 60 s exposures take 1 s each; with hang, the first one never ends.
     env = dict(child_env, OCD_STANDIN_LOG=str(tmp_path / "standins.jsonl"),
-               OCD_STANDIN_SPEEDUP="1000", OCD_DITHER_HANG_ON="1")
+               OCD_STANDIN_SPEEDUP="60")
+    if hang:
+        env["OCD_DITHER_HANG_ON"] = "1"
+    env.update(extra_env or {})
 
     ctx = zmq.Context.instance()
     tcs = ctx.socket(zmq.PUB)
@@ -88,7 +101,7 @@ def test_sigterm_during_a_shot_emits_finish_with_error_and_exits_0(
                 runs.append(json.loads(shots_sub.recv_multipart()[1]))
                 started = runs[-1]["exec_status"] == 0
         assert started, "OCD did not start the shot"
-        # wait until the hanging exposure is running
+        # wait until the first exposure is running
         log = tmp_path / "standins.jsonl"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -96,23 +109,21 @@ def test_sigterm_during_a_shot_emits_finish_with_error_and_exits_0(
                 break
             tcs.send_multipart(tcs_frames("tcs.receiver.heartbeat", NIGHT))
             time.sleep(0.1)
-        child.send_signal(signal.SIGTERM)
+        for sig in signals:
+            child.send_signal(sig)
+            time.sleep(0.3)
         finish = None
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and finish is None:
             if shots_sub.poll(200):
                 event = json.loads(shots_sub.recv_multipart()[1])
                 if event["exec_status"] == 1:
                     finish = event
-        assert finish is not None, "no FINISH after SIGTERM"
-        assert finish["error"] is True
-        assert finish["shotid"] == shots[0].shotid
-        assert child.wait(timeout=20) == 0
+        code = child.wait(timeout=30)
         stderr = child.stderr.read()
-        # the FINISH payload carries the shot's traceback (and is logged);
-        # OCD itself must not die with one
-        assert not [line for line in stderr.splitlines() if line.startswith("Traceback")]
-        assert "Unhandled" not in stderr
+        if finish is not None:
+            assert finish["shotid"] == shots[0].shotid
+        return finish, code, stderr
     finally:
         if child.poll() is None:
             child.kill()
@@ -121,3 +132,41 @@ def test_sigterm_during_a_shot_emits_finish_with_error_and_exits_0(
         child.stderr.close()
         tcs.close()
         shots_sub.close()
+
+
+def _no_traceback(stderr: str) -> None:
+    # the FINISH payload carries the shot's traceback (and is logged);
+    # OCD itself must not die with one
+    assert not [line for line in stderr.splitlines() if line.startswith("Traceback")], stderr
+    assert "Unhandled" not in stderr, stderr
+
+
+@pytest.mark.parametrize("signals, extra_env", [
+    ([signal.SIGTERM], {}),
+    ([signal.SIGHUP], {}),  # a closed terminal: like SIGTERM, never a silent death
+    ([signal.SIGINT, signal.SIGINT], {}),  # Ctrl+C twice: abort now
+    # more signals while the children are being ended (the dither ignores TERM:
+    # it takes kill_grace, 1 s, and a KILL)
+    ([signal.SIGTERM, signal.SIGINT, signal.SIGTERM], {"OCD_DITHER_HANG_IGNORE_TERM": "1"}),
+], ids=["SIGTERM", "SIGHUP", "SIGINT-twice", "SIGTERM-then-more"])
+def test_stop_signal_during_a_shot_emits_finish_with_error_and_exits_0(
+        tmp_path, free_url, ocd_command, child_env, signals, extra_env):
+    finish, code, stderr = _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env,
+                                                  signals, extra_env=extra_env)
+    assert finish is not None, "no FINISH after the signal\n" + stderr
+    assert finish["error"] is True
+    assert code == 0, stderr
+    _no_traceback(stderr)
+    if len(signals) > 2:
+        assert "while OCD is already stopping: ignored" in stderr
+
+
+def test_first_ctrl_c_lets_the_shot_finish_then_stops(tmp_path, free_url, ocd_command,
+                                                      child_env):
+    finish, code, stderr = _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env,
+                                                  [signal.SIGINT], hang=False)
+    assert finish is not None, "no FINISH\n" + stderr
+    assert finish["error"] is False, finish  # the shot ran to its end
+    assert code == 0, stderr
+    assert "stops after shot" in stderr and "Ctrl+C again" in stderr
+    _no_traceback(stderr)

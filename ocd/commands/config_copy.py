@@ -38,6 +38,11 @@ def main(args: argparse.Namespace, config: Config) -> int:
                 file=sys.stderr,
             )
             return 1
-    shutil.copyfile(master_path(), target)
+    try:
+        shutil.copyfile(master_path(), target)
+    except OSError as exc:
+        print(f"ocd config copy: cannot write {target.absolute()}: {exc.strerror or exc}; give "
+              "with -t/--to-dir a folder you can write to", file=sys.stderr)
+        return 2
     print(f"copied the master configuration to {target}")
     return 0

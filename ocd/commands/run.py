@@ -1,8 +1,15 @@
 """``ocd run``: build the service tree and run it on the reactor.
 
-The same tree as ``twistd ocd`` (``ocd.app.makeService``). SIGINT and
-SIGTERM stop the reactor, which stops the services (sockets closed, with
-LINGER so a last event still leaves); the exit status is then 0.
+The same tree as ``twistd ocd`` (``ocd.app.makeService``), built with
+``daemon=True``: the banner is logged first, and signals stop OCD as
+events.md 3.6 says (:mod:`ocd.services.signals`): the first Ctrl+C lets a
+running shot finish, a second one aborts it; SIGTERM and SIGHUP stop at
+once, ending a running shot's programs and sending its FINISH. The services
+stop before the reactor does (sockets closed, with LINGER so a last event
+still leaves); the exit status is then 0. A configuration error, a
+``--config`` file that does not exist, or a URL that cannot be bound is one
+line and exit status 2. The reactor's clock is made monotonic first
+(:func:`ocd.app.use_monotonic_clock`).
 """
 
 from __future__ import annotations
@@ -18,20 +25,32 @@ from ocd.config import Config, ConfigError
 def main(args: argparse.Namespace, config: Config) -> int:
     from twisted.internet import defer
 
-    from ocd.app import makeService
+    from ocd.app import makeService, use_monotonic_clock
     from ocd.commands import react
     from ocd.logs import start_logging
     from ocd.protocols.zmq import BindError
+    from ocd.services.main_loop import StartFailed, telescope_source
+
+    try:  # what can be checked before the reactor runs
+        config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop")
+        config.get_url_at("ocd_run_shot", "run", "n_ocd_run_shot")
+        telescope_source(config)
+    except ConfigError as exc:
+        print(f"ocd run: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     def serve(reactor: Any) -> defer.Deferred[int] | int:
+        use_monotonic_clock(reactor)  # silences and deadlines do not move with the wall clock
         try:
-            service = makeService(config, reactor)
+            service = makeService(config, reactor, daemon=True)
         except ConfigError as exc:
             print(f"ocd run: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         start_logging(config, program="ocd run")
         try:
             service.startService()
+        except StartFailed:
+            return EXIT_USAGE  # the reason is logged, one line
         except BindError as exc:
             print(f"ocd run: {exc}", file=sys.stderr)
             return EXIT_USAGE

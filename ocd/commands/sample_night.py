@@ -9,6 +9,7 @@ its path is printed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date as Date
 from typing import Any
@@ -83,6 +84,30 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                               "(default: in the middle of the night, from the seed)")
 
 
+def check_bad_weather(minutes: float | None, at: float | None, hours: float | None) -> str | None:
+    """What is wrong with the bad-weather spell, or None."""
+    if minutes is not None and not minutes >= 0:
+        return (f"--bad-weather {minutes:g}: the spell would end before it starts; give its "
+                "length in minutes, >= 0 (0 for none)")
+    if at is not None and not at >= 0:
+        return f"--bad-weather-at {at:g}: give hours after the start of the night, >= 0"
+    if at is not None and hours is not None and at >= hours:
+        return (f"--bad-weather-at {at:g} h is not within the night of --hours {hours:g}: give "
+                "a start inside the night")
+    return None
+
+
+def check_output(output: str) -> str | None:
+    """The output's folder must exist (a typo must not create folders)."""
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        return (f"the folder of {os.path.abspath(output)} does not exist: create it first, or "
+                "give a file in an existing folder")
+    if os.path.isdir(output):
+        return f"{os.path.abspath(output)} is a folder: give a file name, e.g. night.db"
+    return None
+
+
 def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.sim.night import cached_night, generate_night
 
@@ -91,6 +116,12 @@ def main(args: argparse.Namespace, config: Config) -> int:
         return 2
     if args.hours is not None and args.end is not None:
         print("ocd sample_night: give --hours or --end, not both", file=sys.stderr)
+        return 2
+    problem = check_bad_weather(args.bad_weather, args.bad_weather_at, args.hours)
+    if problem is None and args.output is not None:
+        problem = check_output(args.output)
+    if problem is not None:
+        print(f"ocd sample_night: {problem}", file=sys.stderr)
         return 2
     params = dict(seed=args.seed, date=args.date, hours=args.hours, start=args.start, end=args.end,
                   heartbeat_hz=args.heartbeat_hz, pointing_hz=args.pointing_hz,

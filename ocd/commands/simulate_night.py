@@ -17,6 +17,12 @@ from typing import Any
 from ocd.config import Config
 
 
+def _date(text: str) -> str:
+    from ocd.commands.sample_night import _date as date
+
+    return date(text)
+
+
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
     parser = sub(subparsers, "simulate_night",
                  "Run a whole simulated night: sample TCS events replayed into the main loop, "
@@ -28,7 +34,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                         help="Folder for the shot list, shuffle files, databases and night log "
                              "(default: simulated-night in the cache folder)")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the night and the shot list")
-    parser.add_argument("--date", default=None, help="Night to simulate (YYYY-MM-DD)")
+    parser.add_argument("--date", type=_date, default=None, help="Night to simulate (YYYY-MM-DD)")
     parser.add_argument("--shots", type=int, default=24, help="Number of shots in the list")
     parser.add_argument("--speedup", type=float, default=400.0,
                         help="How much faster than real time the night runs")
@@ -51,7 +57,15 @@ def main(args: argparse.Namespace, config: Config) -> int:
         print("ocd simulate_night: --speedup must be positive and --shots at least 1",
               file=sys.stderr)
         return 2
+    if args.hours is not None and not args.hours > 0:
+        print(f"ocd simulate_night: --hours {args.hours:g}: give a positive number of hours",
+              file=sys.stderr)
+        return 2
     workdir = Path(args.workdir) if args.workdir else cache_dir() / "simulated-night"
+    if workdir.exists() and not workdir.is_dir():
+        print(f"ocd simulate_night: --workdir {workdir.absolute()} is a file: give a folder "
+              "(it is created when missing)", file=sys.stderr)
+        return 2
     print(f"ocd simulate_night: preparing the night in {workdir} ...", file=sys.stderr)
     plan = prepare(workdir, seed=args.seed, date=args.date, shots=args.shots,
                    speedup=args.speedup, hours=args.hours,

@@ -12,9 +12,10 @@ A jump back in telescope time (a replay that starts over) is reported by
 little out of order; a step back smaller than ``jump_tolerance`` is not a
 jump, and the clock does not go back for it.
 
-Silences and timeouts are *not* measured here: they run on the reactor's
-clock (shots.md section 2), so a dead TCS is noticed although its time
-stands still. This holder does no I/O and reads no clock: the machine's time
+Silences and timeouts are *not* measured here: they run on the injected
+monotonic clock (the reactor's, made monotonic in the daemons; shots.md
+section 2), so a dead TCS is noticed although its time stands still and a
+step of the wall clock moves no deadline. This holder does no I/O and reads no clock: the machine's time
 is passed in.
 """
 

@@ -8,7 +8,7 @@ spec's table so that a change in the set is a change in the tuple.
 
 Two clocks, on purpose: ``now`` (OCD's clock, the TCS's time when replaying)
 places the Sun, the targets and the metrology window; ``monotonic`` (the
-reactor's clock) measures the silences ``tcs_timeout`` and
+injected monotonic clock, never the wall clock) measures the silences ``tcs_timeout`` and
 ``weather_timeout``, so a dead TCS whose time stands still is noticed.
 """
 

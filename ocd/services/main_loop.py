@@ -31,7 +31,7 @@ from ocd.core.heartbeat_gaps import GapNews, HeartbeatGaps
 from ocd.core.machines import Change, StateMachine, arming_machine, shot_machine
 from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, ArmingTransition,
                              MachineName, Topic)
-from ocd.protocols.zmq import Bus, EventPublisher
+from ocd.protocols.zmq import BindError, Bus, EventPublisher
 
 #: Replays (handshake ids) whose start OCD remembers.
 MAX_REPLAY_MARKS = 64
@@ -81,12 +81,20 @@ class MainLoop(Service):
 
     log = Logger(namespace="ocd.main_loop")
 
-    def __init__(self, config: Config, reactor: IReactorTime, counters: Counters | None = None):
+    def __init__(self, config: Config, reactor: IReactorTime, counters: Counters | None = None,
+                 wall: Callable[[], float] | None = None):
         self.setName("main_loop")
         self.config = config
-        #: Where time and timers come from (``task.Clock`` in tests); the
-        #: orchestrator also starts children through it (IReactorProcess).
+        #: Where timers come from (``task.Clock`` in tests); the orchestrator
+        #: also starts children through it (IReactorProcess). Its clock
+        #: measures every silence, timeout and deadline: monotonic in the
+        #: daemons (:func:`ocd.app.use_monotonic_clock`).
         self.reactor = reactor
+        #: The machine's wall clock (epoch s): OCD's time with ``[dates] clock
+        #: = system`` and the stamps of what it publishes; never a deadline (a
+        #: clock step moves it). ``time.time`` in the daemons; by default the
+        #: reactor's clock (a test's Clock drives both).
+        self.wall_time: Callable[[], float] = wall if wall is not None else reactor.seconds
         self.counters = counters if counters is not None else Counters()
         self.arming: StateMachine = arming_machine()
         self.shot: StateMachine = shot_machine()
@@ -135,9 +143,12 @@ class MainLoop(Service):
         self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
 
     # -- clocks ------------------------------------------------------------
+    # Two clocks: ``self.reactor.seconds()`` (monotonic in the daemons) for
+    # silences, timeouts and deadlines; ``self.wall_time()`` for OCD's time
+    # and the stamps of what it publishes.
     def now(self) -> float:
         """OCD's clock: mock_time, else the TCS time, else the machine's clock."""
-        return self.clock.now(self.reactor.seconds())
+        return self.clock.now(self.wall_time())
 
     def _advance_clock(self, event: Event) -> None:
         jump = self.clock.observe(event.data_time)
@@ -148,7 +159,7 @@ class MainLoop(Service):
     # -- publishing --------------------------------------------------------
     def publish(self, topic: str, fields: dict[str, Any]) -> Event:
         """Stamp, send, log and hand to listeners every event OCD writes."""
-        event = make_event(topic, fields, self.now(), self.reactor.seconds())
+        event = make_event(topic, fields, self.now(), self.wall_time())
         channel = "run_shot" if topic.startswith(RUN_SHOT_PREFIX) else "main_loop"
         publisher = self.publishers.get(channel)
         if publisher is None:
@@ -249,7 +260,7 @@ class MainLoop(Service):
         t = event.data_time
         reference = self.clock.mock_time
         if reference is None:
-            reference = self.reactor.seconds()
+            reference = self.wall_time()
         limit = self.max_time_offset
         if t > 0 and t - reference <= limit and (
                 event.url_kind is UrlKind.REPLAY or reference - t <= limit):
@@ -543,18 +554,57 @@ class TelescopeSubscriber(Service):
             self.subscriber = None
 
 
+class StartFailed(SystemExit):
+    """OCD cannot start (a URL cannot be bound, a bad option): exit status 2.
+
+    A ``SystemExit`` so that ``twistd`` ends with the status and no
+    traceback; the reason has been logged as one line.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+
 class OcdService(MultiService):
     """The root: opens the bus before its children start, closes it after."""
 
     log = Logger(namespace="ocd.service")
 
-    def __init__(self, bus: Bus, main_loop: MainLoop):
+    def __init__(self, bus: Bus, main_loop: MainLoop, daemon: bool = False):
         super().__init__()
         self.setName("ocd")
         self.bus = bus
         self.main_loop = main_loop
+        #: ``ocd run`` and ``twistd ocd``: say the banner, handle the signals.
+        self.daemon = daemon
+        #: twistd only: the log observer that honours [general] log_level and
+        #: json_log, given to the application (see :meth:`setServiceParent`).
+        self.log_observer: Any = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        """Under twistd the parent is the application: hand it our log observer.
+
+        ``twistd`` asks the application for an ``ILogObserver`` before it
+        starts logging (Twisted's documented hook), so ``[general] log_level``
+        and ``json_log`` apply to ``twistd ocd`` as to ``ocd run``.
+        """
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
 
     def startService(self) -> None:
+        if self.daemon:
+            from ocd.services.banner import log_banner
+            from ocd.services.signals import StopOnSignals
+
+            log_banner(self.main_loop.config)
+            reactor = self.main_loop.reactor
+            stopper = StopOnSignals(reactor, self.main_loop)
+            stopper.install()  # a signal during start-up is not a silent death either
+            reactor.callWhenRunning(stopper.install)  # again, after Twisted's own
         self.bus.open()
         Service.startService(self)
         started = []
@@ -562,11 +612,15 @@ class OcdService(MultiService):
             for child in self:
                 child.startService()
                 started.append(child)
-        except Exception:
+        except Exception as exc:
             for child in reversed(started):
                 child.stopService()
             self.running = 0
             self.bus.close()
+            if self.daemon and isinstance(exc, (BindError, ConfigError)):
+                # One line, no traceback, exit 2 (events.md 3.6), also under twistd.
+                self.log.critical("OCD cannot start: {error}", error=str(exc))
+                raise StartFailed(str(exc)) from None
             raise
 
     @inlineCallbacks

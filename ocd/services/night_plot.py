@@ -3,7 +3,7 @@
 matplotlib with the Agg backend (no display needed, safe in a daemon or CI).
 One row for the verdict (green: run, grey: wait), one per blocker that
 occurred (in the spec's order), one for the shots (coloured by outcome,
-labelled with the observation number); the x axis is UTC.
+labelled with the observation number), with a legend; the x axis is UTC.
 """
 
 from __future__ import annotations
@@ -54,9 +54,14 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
         ax.broken_barh([(mdates.date2num(_utc(start)), width)], (y[row] - 0.4, 0.8),
                        facecolors=colour)
 
+    span = (report.last or 0.0) - (report.first or 0.0)
+    visible = max(span / 400.0, 1.0)  # a "run" lasts seconds: draw it at least this wide
     for segment in report.segments:
-        bar("verdict", segment.start, segment.end,
-            "tab:green" if segment.verdict == "run" else "lightgrey")
+        if segment.verdict != "run":
+            bar("verdict", segment.start, segment.end, "lightgrey")
+    for segment in report.segments:  # drawn last: over the waits around them
+        if segment.verdict == "run":
+            bar("verdict", segment.start, max(segment.end, segment.start + visible), "tab:green")
         for name in segment.blockers:
             bar(name, segment.start, segment.end,
                 "tab:blue" if name == "shot_running" else "tab:red")
@@ -76,6 +81,14 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
         if shot.obs_number is not None:
             ax.text(mdates.date2num(_utc(shot.start)), y[shot_row] + 0.45, str(shot.obs_number),
                     fontsize=7, va="bottom")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="tab:green", label="run"), Patch(color="lightgrey", label="wait")]
+    handles += [Patch(color=colour, label=f"shot {outcome}")
+                for outcome, colour in OUTCOME_COLOURS.items()
+                if any(shot.outcome == outcome for shot in report.shots)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              frameon=False)
     ax.set_yticks([y[name] for name in rows], rows)
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))

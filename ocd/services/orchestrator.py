@@ -71,8 +71,9 @@ class Orchestrator(MainLoop):
     log = Logger(namespace="ocd.orchestrator")
 
     def __init__(self, config: Config, reactor: IReactorTime, counters: Any = None,
-                 obsnum: ObsnumPool | None = None, processes: ProcessRunner | None = None):
-        super().__init__(config, reactor, counters)
+                 obsnum: ObsnumPool | None = None, processes: ProcessRunner | None = None,
+                 wall: Any = None):
+        super().__init__(config, reactor, counters, wall)
         self.obsnum = obsnum
         self.telescope = TelescopeState()
         self.settings = DecisionSettings.from_config(config)
@@ -86,6 +87,8 @@ class Orchestrator(MainLoop):
         self._stand_ins: str | None = None
         self._obsnum_check: defer.Deferred | None = None
         self._starting: str | None = None
+        #: Set by a first Ctrl+C: the running shot finishes, no new one starts.
+        self._draining = False
         self.last_decision: Decision | None = None
         self.store: ShotStore | None = None
         self.runner: ShotRunner | None = None
@@ -116,6 +119,12 @@ class Orchestrator(MainLoop):
                                            self.config.get_float("run_shot", "kill_grace"))
         state_db = self.config.get_path("shots", "state_db")
         if state_db is not None:
+            if not state_db.exists():
+                self.log.warn(
+                    "state database {path} does not exist: a new one is created, so the "
+                    "remaining n_obs of every shot start afresh from the shot file and no "
+                    "crashed shot can be found (expected only on a first start)",
+                    path=str(state_db.absolute()))
             state_db.parent.mkdir(parents=True, exist_ok=True)
             self.store = ShotStore(state_db)
             self._recover_crashed_shot()
@@ -318,6 +327,21 @@ class Orchestrator(MainLoop):
                           "(ocd run_shot, from {url}), not by this OCD",
                           shotid=key[0], obs=key[1], url=event.url)
 
+    def shot_in_progress(self) -> str | None:
+        """OCD's own shot that is running or being started, by shot id; None if none."""
+        if self.runner is not None and self.runner.running is not None:
+            return self.runner.running.shotid
+        if self.own_shot is not None:
+            return self.own_shot.shotid
+        if self.shots.starting or self._reserving is not None:
+            return self._starting
+        return None
+
+    def stop_after_shot(self) -> str | None:
+        """Start no new shot (first Ctrl+C); returns the shot still running, if any."""
+        self._draining = True
+        return self.shot_in_progress()
+
     def running_shots(self) -> list[dict[str, Any]]:
         """Every running shot, OCD's own first (also one whose number is being reserved)."""
         shots = [{"shotid": shot.key[0], "obs_number": shot.key[1],
@@ -419,7 +443,8 @@ class Orchestrator(MainLoop):
         if self.shadow or shot is None or track is None or self.obsnum is None \
                 or self.shots.busy:
             return  # shadow mode never starts a shot (checked here too, as a last guard)
-        if self.runner is None or self.runner.running is not None or self._stopping:
+        if self.runner is None or self.runner.running is not None or self._stopping \
+                or self._draining:
             return  # our previous shot is still ending, or OCD is stopping
         self.shots.starting = True
         self._starting = shot.shotid
@@ -461,7 +486,7 @@ class Orchestrator(MainLoop):
 
     def _why_not_now(self) -> str | None:
         """What changed while the number was reserved that forbids the shot."""
-        if self._stopping or not self.running:
+        if self._stopping or self._draining or not self.running:
             return "OCD is stopping"
         if self.arming.state != ArmingState.ALLOWED:
             return "shots are no longer allowed"

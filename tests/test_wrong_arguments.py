@@ -1,0 +1,102 @@
+"""A person's mistakes on the command line: one line, exit 2, never a traceback.
+
+Issue 9 item 7: every subcommand run with a table of wrong arguments. Each
+case runs ``ocd.cli.main`` in-process (an escaping exception fails the test
+as a traceback would) and asserts the exit status and that the message
+names what is wrong. Ctrl+C during ``sample_night`` runs as a real process.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ocd.cli import main
+
+
+def _cases(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    missing = tmp_path / "no-such" / "folder"
+    return [
+        # (argv, exit status, a fragment the message must contain)
+        (["nosuch"], 2, "invalid choice"),
+        (["run", "--no-such-option"], 2, "unrecognized arguments"),
+        (["run", "--n-ocd-main-loop", "x"], 2, "invalid int value"),
+        (["run", "--config", str(tmp_path / "typo.cfg")], 2, "does not exist"),
+        (["run", "-a", "maybe"], 2, "invalid choice"),
+        (["run", "--n-ocd-main-loop", "7"], 2, "index out of range"),
+        (["config"], 2, "required"),
+        (["config", "copy", "-t", "/proc"], 2, "/proc"),
+        (["config", "copy", "-t", str(missing)], 2, "not a directory"),
+        (["config", "send"], 2, "required"),
+        (["config", "send", "decision", "max_wind"], 2, "required"),
+        (["config", "send", "-n", "x", "a", "b", "c"], 2, "invalid int value"),
+        (["run_shot"], 2, "required"),
+        (["run_shot", "S", "x", "1", "2", "3", "0", "1", "1", "1"], 2, "invalid int value"),
+        (["run_shot", "S", "1", "1", "2", "3", "5", "1", "1", "1"], 2, "invalid choice"),
+        (["run_shot", "-m", "{bad", "S", "1", "1", "2", "3", "0", "1", "1", "1"], 2,
+         "not valid JSON"),
+        (["allow_hetdex"], 2, "required"),
+        (["allow_hetdex", "maybe"], 2, "invalid choice"),
+        (["allow_hetdex", "-I", "soon", "start"], 2, "invalid float value"),
+        (["db_replay"], 2, "required"),
+        (["db_replay", "-s", "fast", "x.db"], 2, "invalid float value"),
+        (["db_replay", "-S", "random", "x.db"], 2, "invalid choice"),
+        (["db_replay", str(tmp_path / "no-such.db")], 2, "no URL to publish on"),
+        (["db_replay", str(tmp_path / "no-such.db"), "--ocd-db-replay", "tcp://127.0.0.1:1"], 2,
+         "no-such.db"),
+        (["docker_mysql"], 2, "required"),
+        (["docker_mysql", "sideways"], 2, "invalid choice"),
+        (["sample_night"], 2, "give an OUTPUT file or --cache"),
+        (["sample_night", "--date", "2025-02-30", "x.db"], 2, "not a date"),
+        (["sample_night", "--hours", "-3", "x.db"], 2, "must be positive"),
+        (["sample_night", "--bad-weather", "-30", str(tmp_path / "n.db")], 2,
+         "would end before it starts"),
+        (["sample_night", "--hours", "2", "--bad-weather-at", "5", str(tmp_path / "n.db")], 2,
+         "not within the night"),
+        (["sample_night", str(missing / "night.db")], 2, "does not exist"),
+        (["sample_night", str(tmp_path)], 2, "is a folder"),
+        (["simulate_night", "--date", "2025-02-30"], 2, "not a date"),
+        (["simulate_night", "--workdir", str(a_file)], 2, "is a file"),
+        (["simulate_night", "--hours", "0"], 2, "positive number of hours"),
+        (["simulate_night", "--speedup", "-1"], 2, "--speedup must be positive"),
+    ]
+
+
+def test_every_subcommand_with_wrong_arguments(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OCD_CACHE_DIR", str(tmp_path / "cache"))
+    failures = []
+    for argv, expected, fragment in _cases(tmp_path):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+        except BaseException as exc:  # a traceback for a person's mistake
+            failures.append(f"ocd {' '.join(argv)}: {type(exc).__name__}: {exc}")
+            continue
+        out = capsys.readouterr()
+        text = out.out + out.err
+        if code != expected or fragment not in text or "Traceback" in text:
+            failures.append(f"ocd {' '.join(argv)}: exit {code}, said {text.strip()[-300:]!r}")
+    assert not failures, "\n".join(failures)
+    # nothing was created by a refused command
+    assert not (tmp_path / "no-such").exists()
+    assert not (tmp_path / "n.db").exists()
+
+
+@pytest.mark.integration
+def test_ctrl_c_in_sample_night_is_one_line_and_exit_1(tmp_path, ocd_command, child_env):
+    child = subprocess.Popen(ocd_command + ["sample_night", "--hours", "12",
+                                            str(tmp_path / "night.db")],
+                             env=child_env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)  # importing, then writing the night
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 1, err
+    assert "interrupted" in err and "Traceback" not in err
