@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -155,16 +156,18 @@ def parse_frames(
         split_topic(topic)
     except ValueError as exc:
         raise MalformedEvent("bad_topic", str(exc)) from None
+    # Measured on the text, before decoding: the decoder itself recurses, and
+    # a deep payload must never bring the stack near its limit. Counting
+    # brackets is C speed; only a payload with many of them is scanned.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _text_depth(text) > MAX_DEPTH:
+        raise MalformedEvent("too_deep", f"{topic}: payload nested deeper than {MAX_DEPTH} levels")
     try:
         payload = json.loads(text)
     except ValueError as exc:
         raise MalformedEvent("bad_json", f"{topic}: payload is not JSON: {exc}") from None
-    except RecursionError:
+    except RecursionError:  # not reached after the scan; kept as the last line of defence
         raise MalformedEvent(
             "too_deep", f"{topic}: payload nested deeper than {MAX_DEPTH} levels") from None
-    # Counting brackets is C speed; only a payload with many of them is walked.
-    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
-        raise MalformedEvent("too_deep", f"{topic}: payload nested deeper than {MAX_DEPTH} levels")
     # The payload was just decoded and nobody else holds it: no copy needed.
     return _validated_event(topic, payload, url_kind, url)
 
@@ -175,23 +178,25 @@ def parse_frames(
 MAX_DEPTH = 32
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of lists and dicts (iterative: never recurses itself)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _text_depth(text: str) -> int:
+    """Deepest nesting of ``[`` and ``{`` in JSON text, brackets in strings ignored.
+
+    Stops as soon as it passes :data:`MAX_DEPTH`. Never recurses.
+    """
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
         else:
-            continue
-        if level > deepest:
-            deepest = level
-            if deepest > MAX_DEPTH:
-                return deepest
-        stack.extend((child, level + 1) for child in children)
+            depth -= 1
     return deepest
 
 

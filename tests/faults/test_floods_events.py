@@ -93,6 +93,13 @@ def test_deeply_nested_payload_is_malformed_not_a_traceback(loop, logged):
     assert len(warnings(logged, "malformed event")) == 1  # rate-limited
 
 
+def test_brackets_inside_strings_are_not_nesting(loop):
+    feed(loop, frames("tcs.receiver.heartbeat", NIGHT, note="[{" * 500 + '\\"' + "[" * 50,
+                      ok=[[1, {"a": [2]}]]))
+    assert loop.counters.total("malformed.") == 0
+    assert loop.counters.get("topic.tcs.receiver.heartbeat") == 1
+
+
 def test_a_list_as_shotid_is_malformed_and_changes_nothing(loop, logged):
     for _ in range(30):
         feed(loop, frames("ocd.run_shot.run", shotid=["a", "b"], obs_number=7, exec_status=0,
