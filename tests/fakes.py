@@ -213,8 +213,10 @@ class MemoryBus:
         self._open = False
 
     def publisher(
-        self, urls: Sequence[str], channel: str = "", high_water_mark: int = SNDHWM
+        self, urls: Sequence[str], channel: str = "", high_water_mark: int = SNDHWM,
+        security: Any = None,
     ) -> "MemoryPublisher":
+        """``security`` (CurveZMQ keys) has no meaning in memory: it is ignored."""
         from ocd.protocols.zmq import BindError
 
         if not self._open:
@@ -235,6 +237,7 @@ class MemoryBus:
         topics: Iterable[str],
         on_event: Callable[[Event], None],
         on_malformed: Callable[[MalformedEvent, str], None] | None = None,
+        security: Any = None,
     ) -> "MemorySubscriber":
         if not self._open:
             raise RuntimeError("Bus.open() must be called before making sockets")

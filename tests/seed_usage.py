@@ -292,4 +292,13 @@ OWN: dict[tuple[str, ...], Command] = {
         ),
         positionals=("date",),
     ),
+    # CurveZMQ key pairs for [security] (events.md 3.7, docs/curve.md).
+    ("keys",): Command(
+        usage="usage: ocd keys [-h] [--for {ocd,client}] [-o FILE]",
+        options=(
+            HELP,
+            Opt(("--for",), "{ocd,client}", default="client", choices=("ocd", "client")),
+            Opt(("-o", "--output"), "FILE"),
+        ),
+    ),
 }

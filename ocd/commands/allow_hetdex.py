@@ -62,5 +62,8 @@ def allow(config: Config, action: str, attempts: int, interval: float, reactor: 
 def main(args: argparse.Namespace, config: Config) -> int:
 
     warn_both_sources(config, "allow_hetdex")
+    from ocd.protocols.curve import client_settings
+
+    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
     return react(
         lambda reactor: allow(config, args.action, args.max_attempts, args.interval, reactor))

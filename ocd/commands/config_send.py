@@ -44,5 +44,8 @@ def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.commands import react, warn_both_sources
 
     warn_both_sources(config, "config send")
+    from ocd.protocols.curve import client_settings
+
+    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
     return react(lambda reactor: send(
         config, args.section, args.option, args.value, args.max_attempts, args.interval, reactor))

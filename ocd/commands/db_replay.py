@@ -159,14 +159,17 @@ def replay(config: Config, db: ReplayDatabase, urls: list[str], args: argparse.N
            reactor: Any, out: Any = None, terminal: bool | None = None) -> Deferred:
     """Fires with the exit status; messages for a person go to ``out``."""
     from ocd.protocols.control import ControlClient
+    from ocd.protocols.curve import client_settings
     from ocd.protocols.zmq import BindError, Bus
 
     out = out if out is not None else sys.stderr
     main_urls = config.get_urls("urls", "ocd_main_loop")
+    curve = client_settings(config)
     bus = Bus(reactor)
     bus.open()
     try:
-        client = ControlClient(bus, bind_urls=urls, main_loop_urls=main_urls, reactor=reactor)
+        client = ControlClient(bus, bind_urls=urls, main_loop_urls=main_urls, reactor=reactor,
+                               curve=curve)
     except BindError as exc:
         bus.close()
         print(f"ocd db_replay: {exc}", file=out)
@@ -294,5 +297,8 @@ def main(args: argparse.Namespace, config: Config) -> int:
         print(f"ocd db_replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     warn_both_sources(config, "db_replay")
+    from ocd.protocols.curve import client_settings
+
+    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
     start_logging(config, program="db_replay")
     return react(lambda reactor: replay(config, db, urls, args, reactor))

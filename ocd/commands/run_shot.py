@@ -179,14 +179,16 @@ def _log_event(topic: str, fields: dict) -> None:
 async def _connect(args: argparse.Namespace, config: Config, reactor: Any, out: Any) -> tuple:
     """Bind, shake hands: ``(bus, client, None)`` or ``(None, None, exit status)``."""
     from ocd.protocols.control import ControlClient
+    from ocd.protocols.curve import client_settings
     from ocd.protocols.zmq import BindError, Bus
 
     bind_url = config.get_url_at("ocd_run_shot", "run_shot", "n_ocd_run_shot")
     main_urls = config.get_urls("urls", "ocd_main_loop")
+    curve = client_settings(config)
     bus = Bus(reactor)
     bus.open()
     try:
-        client = ControlClient(bus, [bind_url], main_urls, reactor=reactor)
+        client = ControlClient(bus, [bind_url], main_urls, reactor=reactor, curve=curve)
     except BindError as exc:
         bus.close()
         _say(out, f"cannot emit events: {exc}")
@@ -230,6 +232,10 @@ def main(args: argparse.Namespace, config: Config) -> int:
     status = check_programs(config, sys.stderr)
     if status is not None:
         return status
+    if args.emit_events:
+        from ocd.protocols.curve import client_settings
+
+        client_settings(config)  # incomplete keys: exit 2 now, not after the shot started
     start_logging(config, program="run_shot")
 
     def work(reactor: Any) -> defer.Deferred[int]:

@@ -119,6 +119,8 @@ def _duration(seconds: Any) -> str:
 
 def render(status: dict[str, Any], where: str) -> str:
     """The ``/status`` document as lines for a terminal."""
+    from ocd.core.topics import ArmingState
+
     lines = []
     state = "healthy" if status.get("healthy") else "NOT HEALTHY"
     lines.append(f"OCD {status.get('version', '?')} at {where}: {state} ({status.get('health')})")
@@ -132,7 +134,8 @@ def render(status: dict[str, Any], where: str) -> str:
     if status.get("stand_ins"):
         lines.append(f"STAND-INS   {status['stand_ins']}")
     allowed = status.get("hetdex_allowed")
-    arming = "HETDEX shots allowed" if allowed == "allowed" else "HETDEX shots not allowed"
+    arming = ("HETDEX shots allowed" if allowed == ArmingState.ALLOWED
+              else "HETDEX shots not allowed")
     if status.get("failed_shot"):
         arming += "; the last shot failed (ocd allow_hetdex start clears it)"
     lines.append(f"arming      {arming}; run_shot {status.get('run_shot')}")

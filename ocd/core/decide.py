@@ -23,11 +23,8 @@ from ocd.core.precision import comparison
 from ocd.core.scheduler import Candidate, Scheduler
 from ocd.core.shots import TRACK_NAMES, Shot
 from ocd.core.state import TelescopeState
-from ocd.core.topics import BLOCKERS, Blocker, Verdict
+from ocd.core.topics import BLOCKERS, STAND_INS, Blocker, Verdict
 
-#: Not a blocker: the loud note in ``details`` when a shot would run through
-#: OCD's own stand-ins (ocd.services.programs).
-STAND_INS = "stand_ins"
 #: The key of ``details`` that says why the look-ahead's pick is not the greedy one.
 LOOKAHEAD = "lookahead"
 

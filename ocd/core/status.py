@@ -20,25 +20,24 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from ocd.core.shots import TRACK_NAMES
+from ocd.core.topics import STAND_INS, Blocker
 
 
 #: What each blocker means, in words for a person across the room.
-BLOCKER_WORDS: Mapping[str, str] = {
-    "not_allowed": "HETDEX shots are not allowed",
-    "shot_running": "a shot is running",
-    "daylight": "too much daylight",
-    "tcs_silent": "the TCS is silent",
-    "shutter_closed": "the shutter is closed",
-    "weather": "the weather is bad or unknown",
-    "bad_seeing": "the seeing is bad",
-    "low_transparency": "the transparency is low",
-    "no_target": "no shot is observable",
-    "obsnum_unavailable": "the observation-number database is unreachable",
-    "failed_shot": "the last shot failed: a person must check it",
-    "programs_missing": "a program a shot needs cannot be found",
+BLOCKER_WORDS: Mapping[Blocker, str] = {
+    Blocker.NOT_ALLOWED: "HETDEX shots are not allowed",
+    Blocker.SHOT_RUNNING: "a shot is running",
+    Blocker.DAYLIGHT: "too much daylight",
+    Blocker.TCS_SILENT: "the TCS is silent",
+    Blocker.SHUTTER_CLOSED: "the shutter is closed",
+    Blocker.WEATHER: "the weather is bad or unknown",
+    Blocker.BAD_SEEING: "the seeing is bad",
+    Blocker.LOW_TRANSPARENCY: "the transparency is low",
+    Blocker.NO_TARGET: "no shot is observable",
+    Blocker.OBSNUM_UNAVAILABLE: "the observation-number database is unreachable",
+    Blocker.FAILED_SHOT: "the last shot failed: a person must check it",
+    Blocker.PROGRAMS_MISSING: "a program a shot needs cannot be found",
 }
-#: Not a blocker: the loud note that shots would run through OCD's stand-ins.
-STAND_INS = "stand_ins"
 
 
 def iso(t: float | None) -> str | None:

@@ -91,6 +91,9 @@ class Blocker(WireName):
 
 #: Blocker names in report order (a change in the set is a change in the tuple).
 BLOCKERS: tuple[Blocker, ...] = tuple(Blocker)
+#: Not a blocker: the key of the loud note in a decision's ``details`` when a
+#: shot would run through OCD's own stand-ins (ocd.services.programs).
+STAND_INS = "stand_ins"
 
 
 class MachineName(WireName):

@@ -19,7 +19,8 @@ from twisted.logger import Logger
 from ocd.config import Config
 from ocd.core.events import Event, UrlKind, make_event
 from ocd.core.topics import Topic
-from ocd.protocols.zmq import BindError, Bus, EventPublisher, EventSubscriber
+from ocd.protocols.curve import client_settings
+from ocd.protocols.zmq import BindError, Bus, EventPublisher, EventSubscriber, SocketSecurity
 
 
 log = Logger(namespace="ocd.control")
@@ -38,10 +39,13 @@ class ControlClient:
         bind_urls: Sequence[str],
         main_loop_urls: Sequence[str],
         reactor: Any = None,
+        curve: SocketSecurity | None = None,
     ) -> None:
+        """``curve``: this client's CurveZMQ keys (:func:`ocd.protocols.curve.client_settings`)."""
         self._reactor = reactor if reactor is not None else bus.reactor
         self._waiting: dict[tuple[str, str], Callable[[Event], None]] = {}
-        self.publisher: EventPublisher = bus.publisher(bind_urls)
+        self.publisher: EventPublisher = bus.publisher(bind_urls, channel="control",
+                                                       security=curve)
         try:
             self.subscriber: EventSubscriber = bus.subscriber(
                 main_loop_urls, UrlKind.MAIN_LOOP, ["ocd."], self._on_event
@@ -149,10 +153,11 @@ def reach_main_loop(config: Config, bind_url: str, attempts: int, interval: floa
     The handshake waits ``attempts * interval`` seconds (at least 1 s).
     """
     main_urls = config.get_urls("urls", "ocd_main_loop")
+    curve = client_settings(config)
     bus = Bus(reactor)
     bus.open()
     try:
-        client = ControlClient(bus, [bind_url], main_urls, reactor)
+        client = ControlClient(bus, [bind_url], main_urls, reactor, curve=curve)
     except BindError as exc:
         bus.close()
         print(f"{command}: {exc}", file=out)

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import errno as _errno
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import zmq
 from twisted.logger import Logger
@@ -68,6 +68,12 @@ DROP_WARN_EVERY = 60.0
 log = Logger(namespace="ocd.zmq")
 
 _NOBLOCK = int(zmq.NOBLOCK)
+
+
+class SocketSecurity(Protocol):
+    """Socket options applied before bind/connect (CurveZMQ keys, ZAP domain)."""
+
+    def apply(self, socket: zmq.Socket, domain: str) -> None: ...
 
 
 class BindError(Exception):
@@ -140,13 +146,15 @@ class Bus(ZmqFactory):
             raise RuntimeError("Bus.open() must be called before making sockets")
 
     def publisher(
-        self, urls: Sequence[str], channel: str = "", high_water_mark: int = SNDHWM
+        self, urls: Sequence[str], channel: str = "", high_water_mark: int = SNDHWM,
+        security: SocketSecurity | None = None,
     ) -> "EventPublisher":
         """A PUB socket bound to every URL now; raises :class:`BindError`.
 
-        ``channel`` names it in warnings (``main_loop``, ``run_shot``, ...).
+        ``channel`` names it in warnings (``main_loop``, ``run_shot``, ...);
+        ``security`` (CurveZMQ, :mod:`ocd.protocols.curve`) is applied before binding.
         """
-        return EventPublisher(self, urls, channel, high_water_mark)
+        return EventPublisher(self, urls, channel, high_water_mark, security)
 
     def subscriber(
         self,
@@ -155,9 +163,15 @@ class Bus(ZmqFactory):
         topics: Iterable[str],
         on_event: Callable[[Event], None],
         on_malformed: Callable[[MalformedEvent, str], None] | None = None,
+        security: SocketSecurity | None = None,
     ) -> "EventSubscriber":
-        """One SUB socket for one kind of URL, connected to each of ``urls``."""
-        return EventSubscriber(self, urls, kind, topics, on_event, on_malformed)
+        """One SUB socket for one kind of URL, connected to each of ``urls``.
+
+        ``security`` (CurveZMQ) is applied before connecting, with the kind as
+        its ZAP domain.
+        """
+        return EventSubscriber(self, urls, kind, topics, on_event, on_malformed,
+                               security=security)
 
 
 class _OcdConnection:
@@ -227,7 +241,7 @@ class EventPublisher(_OcdConnection, ZmqPubConnection):
 
     def __init__(
         self, factory: Bus, urls: Sequence[str], channel: str = "",
-        high_water_mark: int = SNDHWM,
+        high_water_mark: int = SNDHWM, security: SocketSecurity | None = None,
     ) -> None:
         factory._require_open()
         self.urls = list(urls)
@@ -239,6 +253,8 @@ class EventPublisher(_OcdConnection, ZmqPubConnection):
         self.highWaterMark = high_water_mark
         ZmqPubConnection.__init__(self, factory)  # socket, options, on the reactor
         self.socket.set(zmq.XPUB_NODROP, 1)
+        if security is not None:
+            security.apply(self.socket, channel)
         self.addEndpoints([ZmqEndpoint(ZmqEndpointType.bind, url) for url in self.urls])
 
     def doRead(self) -> None:
@@ -312,6 +328,7 @@ class EventSubscriber(_OcdConnection, ZmqSubConnection):
         on_event: Callable[[Event], None],
         on_malformed: Callable[[MalformedEvent, str], None] | None = None,
         max_batch: int = MAX_BATCH,
+        security: SocketSecurity | None = None,
     ) -> None:
         factory._require_open()
         self.urls = list(urls)
@@ -324,6 +341,8 @@ class EventSubscriber(_OcdConnection, ZmqSubConnection):
         self.topics: list[str] = []
         ZmqSubConnection.__init__(self, factory)  # socket, options, on the reactor
         self.socket.set(zmq.LINGER, 0)
+        if security is not None:
+            security.apply(self.socket, kind.value)
         for topic in topics:
             self.subscribe(topic)
         self.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, url) for url in self.urls])

@@ -31,6 +31,7 @@ from ocd.core.heartbeat_gaps import GapNews, HeartbeatGaps
 from ocd.core.machines import Change, StateMachine, arming_machine, shot_machine
 from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, ArmingTransition,
                              MachineName, Topic)
+from ocd.protocols.curve import ZapHandler, server_settings
 from ocd.protocols.zmq import BindError, Bus, EventPublisher
 
 #: Replays (handshake ids) whose start OCD remembers.
@@ -38,6 +39,10 @@ MAX_REPLAY_MARKS = 64
 
 #: At most one warning per kind of malformed event in this many seconds.
 WARN_EVERY = 60.0
+
+#: ZAP domains of the CurveZMQ sockets: the kinds of URL OCD takes orders on.
+CURVE_DOMAINS = tuple(kind.value for kind in (UrlKind.ALLOW_HETDEX, UrlKind.CONFIG,
+                                              UrlKind.RUN_SHOT, UrlKind.REPLAY))
 
 #: Topics each control kind of URL carries (events.md, section 1).
 CONTROL_TOPICS: dict[UrlKind, tuple[str, ...]] = {
@@ -296,6 +301,13 @@ class MainLoop(Service):
         self._warn(f"malformed.{exc.kind}", "malformed event ({kind}) on {url}: {message}",
                    kind=exc.kind, url=url, message=_short(str(exc)))
 
+    def on_curve_refused(self, domain: str, key: bytes) -> None:
+        """A CurveZMQ client key not on the list (events.md 3.7): count, warn rate-limited."""
+        self.counters.increment(f"refused.curve.{domain or 'unknown'}")
+        self._warn(f"refused.curve.{domain}", "CurveZMQ: refused a client on {domain} URLs whose "
+                   "public key {key} is not in [security] allowed_client_keys",
+                   domain=domain, key=key.decode("ascii", "replace"))
+
     def _drop(self, event: Event, why: str) -> None:
         kind = event.url_kind.value if event.url_kind else "unknown"
         self.counters.increment(f"dropped.{kind}")
@@ -494,10 +506,16 @@ class ControlChannels(Service):
             UrlKind.CONFIG: config.get_urls("urls", "ocd_config"),
             UrlKind.RUN_SHOT: config.get_urls("urls", "ocd_run_shot"),
         }
+        #: CurveZMQ on the control URLs (events.md 3.7); None when off.
+        self.curve = server_settings(config)
         self._sockets: list[Any] = []
 
     def startService(self) -> None:
         try:
+            if self.curve is not None:
+                # the ZAP handler must be bound before a CurveZMQ socket connects
+                self._sockets.append(ZapHandler(
+                    self.bus, self.curve.allowed, CURVE_DOMAINS, self.main_loop.on_curve_refused))
             main = self.bus.publisher([self.main_loop_url], channel="main_loop")
             self._sockets.append(main)
             shots = self.bus.publisher([self.run_shot_url], channel="run_shot")
@@ -506,7 +524,7 @@ class ControlChannels(Service):
                 if urls:
                     self._sockets.append(self.bus.subscriber(
                         urls, kind, CONTROL_TOPICS[kind], self.main_loop.handle_event,
-                        self.main_loop.on_malformed))
+                        self.main_loop.on_malformed, security=self.curve))
         except Exception:
             self._close()
             raise
@@ -535,6 +553,8 @@ class TelescopeSubscriber(Service):
         self.main_loop = main_loop
         self.kind, self.urls = telescope_source(config)
         self.topics = telescope_topics(config, self.kind)
+        # a replay is ours on both ends: CurveZMQ like the control URLs (events.md 3.7)
+        self.curve = server_settings(config) if self.kind is UrlKind.REPLAY else None
         self.subscriber: Any = None
 
     def startService(self) -> None:
@@ -544,7 +564,8 @@ class TelescopeSubscriber(Service):
         else:
             self.subscriber = self.bus.subscriber(
                 self.urls, self.kind, self.topics, self.main_loop.handle_event,
-                functools.partial(self.main_loop.on_malformed, url_kind=self.kind))
+                functools.partial(self.main_loop.on_malformed, url_kind=self.kind),
+                security=self.curve)
         Service.startService(self)
 
     def stopService(self) -> None:

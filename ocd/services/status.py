@@ -30,6 +30,7 @@ from twisted.web.server import Site
 
 from ocd import __version__
 from ocd.config import Config, check_endpoint
+from ocd.core.topics import ArmingState, MachineName, Topic
 from ocd.core.status import (
     BlockedTime,
     Health,
@@ -41,7 +42,6 @@ from ocd.core.status import (
     snapshot,
 )
 
-DECISION_MADE = "ocd.decision.made"
 #: Buckets of the reservation latency, s: a local MySQL answers in ms, a
 #: remote one in tens of ms; [database] timeout caps it (5 s by default).
 RESERVATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -77,7 +77,7 @@ class StatusProvider:
 
     # -- feeding ------------------------------------------------------------
     def _on_published(self, event: Any) -> None:
-        if event.topic == DECISION_MADE:
+        if event.topic == Topic.DECISION_MADE:
             self.blocked = self.blocked.after(event.payload.get("blockers") or (),
                                               event.wire_time)
 
@@ -219,7 +219,7 @@ class _LoopCollector:
         running = len(processes.running) if processes is not None else 0
         yield GaugeMetricFamily("ocd_child_processes", "Child processes running now",
                                 value=running)
-        allowed = 1 if loop.machines["hetdex_allowed"].state == "allowed" else 0
+        allowed = 1 if loop.machines[MachineName.HETDEX_ALLOWED].state == ArmingState.ALLOWED else 0
         yield GaugeMetricFamily("ocd_hetdex_allowed", "1 when HETDEX shots are allowed",
                                 value=allowed)
         heartbeat = getattr(getattr(loop, "telescope", None), "last_heartbeat", None)
