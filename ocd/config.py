@@ -30,15 +30,18 @@ from __future__ import annotations
 
 import configparser
 import json
+import math
 import os
 import re
 import shlex
+import string
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from ocd.config_docs import OptionDoc, OptionDocError, parse_option_docs
+from ocd.core.shot_tracker import MAX_EXPTIME
 
 T = TypeVar("T")
 
@@ -412,6 +415,87 @@ def _nonneg(getter: Callable[[Config, str, str], float]) -> Callable[[Config, st
     return check
 
 
+def _positive(getter: Callable[[Config, str, str], float]) -> Callable[[Config, str, str], float]:
+    def check(config: Config, section: str, option: str) -> float:
+        value = getter(config, section, option)
+        if value <= 0:
+            raise ConfigError(
+                f"{config._where(section, option, str(value))}: expected a value > 0"
+            )
+        return value
+
+    return check
+
+
+# MAX_EXPTIME (one day) bounds ``[run_shot] exptimes``: beyond it a value is a
+# typo or an attack (``1e300``), and deadlines built on it overflow. The same
+# bound holds for the exposure times of a START (ocd.core.shot_tracker).
+
+
+def _exptimes(config: Config, section: str, option: str) -> list[float]:
+    """Three finite numbers, each > 0 and at most :data:`MAX_EXPTIME` seconds."""
+    numbers = config.get_float_list(section, option, 3)
+    for number in numbers:
+        if not (math.isfinite(number) and 0 < number <= MAX_EXPTIME):
+            raise ConfigError(
+                f"{config._where(section, option, config._raw(section, option))}: expected "
+                f"three finite numbers > 0 and at most {MAX_EXPTIME:.0f} s, got {number!r}"
+            )
+    return numbers
+
+
+#: Placeholders of the shot command templates (shots.md section 3, step 4).
+SHOT_PLACEHOLDERS: tuple[str, ...] = (
+    "shotid", "obs_number", "ra", "dec", "azimuth", "track", "track_name",
+    "exposure", "seconds", "exp01", "exp02", "exp03", "dither_with_probes",
+)
+#: Placeholders of ``[paths] shuffle_conf_template`` (shots.md section 1).
+SHUFFLE_PLACEHOLDERS: tuple[str, ...] = ("shotid", "QIFU", "track", "track_initial", "track_name")
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a ``str.format`` template (``{a.b[0]:07d}`` -> ``a``).
+
+    Raises :class:`ValueError` for a template that cannot be parsed (a lone brace).
+    """
+    names = []
+    for _text, field_name, _spec, _conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if not root or root.isdigit():
+            raise ValueError(f"positional placeholder {{{field_name}}}: use a name")
+        names.append(root)
+    return names
+
+
+def _template(known: tuple[str, ...], command: bool) -> Callable[[Config, str, str], Any]:
+    """A command (split like a shell line) or path template whose placeholders are all known.
+
+    A template with ``{nosuch}`` would fail every shot in the middle of the
+    night; it fails at start instead (and a live update is refused).
+    """
+
+    def check(config: Config, section: str, option: str) -> Any:
+        value = config.get_command(section, option) if command else config.get_str(section, option)
+        for word in value if command else [value]:
+            try:
+                names = template_fields(word)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{config._where(section, option, config._raw(section, option))}: "
+                    f"bad template: {exc}") from None
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ConfigError(
+                    f"{config._where(section, option, config._raw(section, option))}: unknown "
+                    f"placeholder {{{unknown[0]}}}; known: "
+                    + " ".join("{" + k + "}" for k in known))
+        return value
+
+    return check
+
+
 def _choice(*choices: str) -> Callable[[Config, str, str], str]:
     return lambda c, s, o: c.get_choice(s, o, choices)
 
@@ -422,10 +506,12 @@ _BOOL = Config.get_bool
 _URLS = Config.get_urls
 _POS_INT = _nonneg(Config.get_int)
 _POS_FLOAT = _nonneg(Config.get_float)
+_GT0_FLOAT = _positive(Config.get_float)
 
 #: The type of every option that has one; ``validate`` and live updates use it.
 _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("general", "alert_after"): _POS_FLOAT,
+    ("general", "alert_every"): _POS_FLOAT,
     ("general", "log_level"): _choice("debug", "info", "warn", "error", "critical"),
     ("general", "json_log_level"): _choice("debug", "info", "warn", "error", "critical"),
     ("general", "alert_command"): Config.get_command,
@@ -443,11 +529,13 @@ _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("run_shot", "n_ocd_run_shot"): _POS_INT,
     ("run_shot", "dither_with_probes"): _BOOL,
     ("run_shot", "wait_last_write"): _BOOL,
-    ("run_shot", "exptimes"): lambda c, s, o: c.get_float_list(s, o, 3),
-    ("run_shot", "syscmd_command"): Config.get_command,
-    ("run_shot", "dither_command"): Config.get_command,
-    ("run_shot", "syscmd_timeout"): _POS_FLOAT,
-    ("run_shot", "dither_timeout"): _POS_FLOAT,
+    ("run_shot", "exptimes"): _exptimes,
+    ("run_shot", "syscmd_command"): _template(SHOT_PLACEHOLDERS + ("switch", "command"), True),
+    ("run_shot", "dither_command"): _template(SHOT_PLACEHOLDERS, True),
+    ("paths", "shuffle_conf_template"): _template(SHUFFLE_PLACEHOLDERS, False),
+    ("paths", "data_dir"): _template(SHOT_PLACEHOLDERS, False),
+    ("run_shot", "syscmd_timeout"): _GT0_FLOAT,
+    ("run_shot", "dither_timeout"): _GT0_FLOAT,
     ("run_shot", "kill_grace"): _POS_FLOAT,
     ("run_shot", "last_write_quiet"): _POS_FLOAT,
     ("run_shot", "last_write_timeout"): _POS_FLOAT,
@@ -468,7 +556,7 @@ _TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
     ("decision", "default_fwhm"): _POS_FLOAT,
     ("decision", "min_transparency"): _FLOAT,
     ("decision", "default_transparency"): _FLOAT,
-    ("decision", "report_interval"): _POS_FLOAT,
+    ("decision", "report_interval"): _GT0_FLOAT,
     ("decision", "decide_interval"): _POS_FLOAT,
     ("decision", "shot_grace"): _POS_FLOAT,
     ("scheduler", "max_sun_alt"): _FLOAT,

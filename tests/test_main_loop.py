@@ -260,10 +260,10 @@ def test_run_shot_events_drive_the_shot_machine(ocd):
                            config.get_urls("urls", "ocd_main_loop"))
     try:
         assert (yield client.handshake(3.0, 0.1))
-        client.emit("ocd.run_shot.run", {"exec_status": 0, "shotid": "20180515v017"})
+        shot = {"shotid": "20180515v017", "obs_number": 17, "exptimes": [360, 360, 360]}
+        client.emit("ocd.run_shot.run", {"exec_status": 0, **shot})
         assert (yield wait_until(lambda: loop.shot.state == "running", 3.0))
-        client.emit("ocd.run_shot.run", {"exec_status": 1, "shotid": "20180515v017",
-                                         "error": False})
+        client.emit("ocd.run_shot.run", {"exec_status": 1, "error": False, **shot})
         assert (yield wait_until(lambda: loop.shot.state == "idle", 3.0))
     finally:
         client.close()

@@ -229,13 +229,15 @@ def test_failed_shot_by_hand_disarms(make_loop):
     assert [c["msg"] for c in changes(heard, "run_shot")].count("lost") == 0
 
 
-def test_rejected_shot_file_means_no_target_and_loop_alive(make_loop, tmp_path):
+def test_rejected_shot_file_keeps_the_last_good_list_and_loop_alive(make_loop, tmp_path):
     loop, clock, heard = make_loop()
+    before = loop.scheduler.shots
     (tmp_path / "shots.txt").write_text("DEX1 not-a-number 10 2 1 1 -1\n")
     loop.tick()
     good_sky(loop, clock, NIGHT)
-    assert loop.scheduler.shots == ()
-    assert "no_target" in decisions(heard)[-1]["blockers"]
+    assert loop.scheduler.shots == before and before  # shots.md section 1
+    assert loop.counters.get("shot_file.rejected") == 1
+    assert decisions(heard)[-1]["blockers"]  # still deciding
 
 
 def test_track_azimuth_east_and_west():

@@ -106,8 +106,9 @@ def test_store_keeps_remaining_across_restart_and_follows_the_file(tmp_path):
 
     store = ShotStore(db)
     assert [s.n_obs for s in store.sync(edited)] == [5, 4]
-    # A shot that comes back is new again.
-    assert [s.n_obs for s in store.sync(shots)] == [1, 3]
+    # A shot that comes back with the same n_obs resumes its count (its row
+    # was kept, absent); one whose n_obs changed starts from the file's.
+    assert [s.n_obs for s in store.sync(shots)] == [0, 3]
     store.close()
 
 
@@ -120,7 +121,8 @@ def test_running_record_for_crash_recovery(tmp_path):
     store.close()
     store = ShotStore(db)
     assert store.running() == {"shotid": "DEX00001", "obs_number": 1234, "step": "exp_hetdex 2",
-                               "pgid": 4321, "updated": 11.0}
+                               "pgid": 4321, "updated": 11.0, "pgid_start": None,
+                               "boot_id": None}
     store.clear_running()
     assert store.running() is None
     store.close()

@@ -124,7 +124,7 @@ def test_running_shot_from_another_runner_shows_with_its_elapsed_time(make_loop)
     loop, clock, provider = make_loop()
     good_sky(loop, clock, NIGHT)
     loop.handle_event(control(UrlKind.RUN_SHOT, "ocd.run_shot.run", shotid="BYHAND",
-                              obs_number=12, exec_status=0))
+                              obs_number=12, exptimes=[360, 360, 360], exec_status=0))
     clock.advance(45)
     shot = provider.snapshot()["shot"]
     assert (shot["shotid"], shot["obs_number"], shot["elapsed"], shot["own"]) == (

@@ -30,6 +30,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.logs import start_logging
     from ocd.protocols.zmq import BindError
     from ocd.services.main_loop import StartFailed, telescope_source
+    from ocd.services.shot_store import StateDbError
 
     try:  # what can be checked before the reactor runs
         config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop")
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
             service.startService()
         except StartFailed:
             return EXIT_USAGE  # the reason is logged, one line
-        except BindError as exc:
+        except (BindError, StateDbError) as exc:
             print(f"ocd run: {exc}", file=sys.stderr)
             return EXIT_USAGE
         stopped: defer.Deferred[int] = defer.Deferred()

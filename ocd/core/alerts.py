@@ -43,6 +43,18 @@ class AlertTracker:
 
         ``now`` is the reactor's clock (seconds, monotonic).
         """
+        return [message for _name, message in
+                self.update_named(blockers, allowed, now, alert_after, details)]
+
+    def update_named(
+        self,
+        blockers: Iterable[str],
+        allowed: bool,
+        now: float,
+        alert_after: float,
+        details: Mapping[str, str] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Like :meth:`update`, each message with the name of its blocker."""
         if not allowed:
             self._since.clear()
             self._alerted.clear()
@@ -59,12 +71,60 @@ class AlertTracker:
                 self._alerted.add(name)
                 detail = (details or {}).get(name)
                 text = f"OCD: shots allowed but blocked by {name} for {now - since:.0f} s"
-                messages.append(f"{text}: {detail}" if detail else text)
+                messages.append((name, f"{text}: {detail}" if detail else text))
         return messages
 
     def spells(self, now: float) -> dict[str, float]:
         """How long each current blocker spell has lasted (s)."""
         return {name: now - since for name, since in self._since.items()}
+
+
+class AlertLimiter:
+    """At most one alert per kind per ``every`` seconds; counts what it holds back.
+
+    300 forged failed shots must not run the alert command 300 times (issue
+    12): the first alert of a kind goes out, the others within ``every``
+    seconds are held back and counted, and the next one that goes out (or
+    :meth:`due`, called on the timer once the window has passed) says how
+    many there were and repeats the last of them. ``now`` is the reactor's
+    (monotonic) clock; ``every`` 0 means no limit.
+    """
+
+    def __init__(self) -> None:
+        self._sent: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._last_held: dict[str, str] = {}
+
+    def offer(self, kind: str, message: str, now: float, every: float) -> str | None:
+        """The text to send now, or None when the alert is held back."""
+        sent = self._sent.get(kind)
+        if every > 0 and sent is not None and now - sent < every:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            self._last_held[kind] = message
+            return None
+        self._sent[kind] = now
+        held = self._held.pop(kind, 0)
+        self._last_held.pop(kind, None)
+        if held:
+            return f"{message} [{held} more {kind} alert(s) held back in the last {every:.0f} s]"
+        return message
+
+    def due(self, now: float, every: float) -> list[str]:
+        """Summaries of the kinds whose held-back alerts may go out now."""
+        out = []
+        for kind in sorted(self._held):
+            if every <= 0 or now - self._sent[kind] >= every:
+                held = self._held.pop(kind)
+                last = self._last_held.pop(kind)
+                self._sent[kind] = now
+                out.append(f"OCD: {held} {kind} alert(s) held back in the last {every:.0f} s; "
+                           f"the last one: {last}")
+        return out
+
+    @property
+    def held_back(self) -> int:
+        """Alerts held back and not yet summarised."""
+        return sum(self._held.values())
 
 
 def disarm_message(reason: str) -> str:

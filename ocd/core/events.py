@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
+from ocd.core.shot_tracker import invalid_shot_event
+
 BOOKKEEPING = ("__system", "__source", "__key", "__data_time", "__wire_time", "__data")
 _BOOKKEEPING_SET = frozenset(BOOKKEEPING)
 
@@ -332,6 +334,11 @@ def check_shot_fields(topic: str, payload: Mapping[str, Any]) -> None:
         if name in payload and not ok(payload[name]):
             raise MalformedEvent(
                 "bad_field", f"{topic}: field {name!r} = {_short(payload[name])} is not a {what}")
+    # A shot event names its shot; a START says how long it lasts (a NaN held
+    # shot_running for good): events.md 3.4.
+    problem = invalid_shot_event(payload, start=payload.get("exec_status") == 0)
+    if problem is not None:
+        raise MalformedEvent("invalid_shot", f"{topic}: {problem}")
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -14,8 +14,12 @@ scheduled here; the main loop asks :meth:`ShotTracker.expire` on its timer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Hashable
+
+#: The longest exposure a START may announce (the bound of ``[run_shot] exptimes``).
+MAX_EXPTIME = 86400.0
 
 Key = tuple[Any, Any]
 
@@ -68,3 +72,31 @@ class ShotTracker:
             if not shot.own:
                 del self.running[shot.key]
         return lost
+
+
+def invalid_shot_event(fields: Any, start: bool) -> str | None:
+    """Why an ``ocd.run_shot.*`` event cannot be a shot's event, or None (events.md 3.4).
+
+    Every such event names its shot with a non-empty string ``shotid``; a
+    START also carries ``exptimes``, three finite numbers > 0 (a START with
+    ``NaN`` exposure times used to hold ``shot_running`` for good). The main
+    loop counts an event this returns a reason for as malformed.
+    """
+    shotid = fields.get("shotid")
+    if not isinstance(shotid, str) or not shotid:
+        return f"shotid {shotid!r} is not a non-empty string"
+    obs = fields.get("obs_number")
+    if obs is not None and (isinstance(obs, bool) or not isinstance(obs, int)):
+        return f"obs_number {obs!r} is not an integer"
+    if not start:
+        return None
+    exptimes = fields.get("exptimes")
+    if (not isinstance(exptimes, (list, tuple)) or len(exptimes) != 3
+            or not all(_positive_number(t) for t in exptimes)):
+        return f"exptimes {exptimes!r} are not three finite numbers > 0"
+    return None
+
+
+def _positive_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 < value <= MAX_EXPTIME)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Callable, Mapping
@@ -112,9 +113,18 @@ def _check_az(text: str) -> float:
     return value
 
 
+#: A shot id is a plain name: it becomes part of file names (the shuffle
+#: file, data folders) and of command lines, so no path separators, no
+#: leading dot or dash, no quotes or shell characters.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+
+
 def _check_shotid(text: str) -> str:
     if len(text) > MAX_SHOTID:
         raise ValueError(f"is longer than {MAX_SHOTID} characters")
+    if not _PLAIN_NAME.match(text):
+        raise ValueError("is not a plain name (letters, digits and _ . + -, not starting "
+                         "with . + or -; no / or other characters)")
     return text
 
 

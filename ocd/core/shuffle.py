@@ -44,6 +44,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "go_next": ("move_structure", "move_dome", "move_probes"),
 }
 
+#: Keys that must be numbers, with the range they must lie in (ra in hours).
+NUMERIC: dict[str, tuple[float, float]] = {
+    "ra": (0.0, 24.0), "dec": (-90.0, 90.0), "equinox": (-math.inf, math.inf),
+    "az": (-1.0, 360.0),
+}
+_NUMERIC_SECTIONS = ("trajectory",) + tuple(section for section, _ in PROBES)
+
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 _KEYWORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _IFU_SLOT = "\x00QIFU\x00"
@@ -148,7 +155,22 @@ def read_shuffle(path: str | os.PathLike[str]) -> ShuffleFile:
                 f"shuffle file {path} is incomplete: section [{section}] lacks "
                 + ", ".join(missing)
             )
+    for section in _NUMERIC_SECTIONS:
+        for key, value in sections[section]:
+            if key in NUMERIC:
+                _check_number(path, section, key, value)
     return ShuffleFile(path=path, sections=sections)
+
+
+def _check_number(path: Path, section: str, key: str, value: str) -> None:
+    """Coordinates go bare into ``syscmd`` command lines: they must be numbers."""
+    low, high = NUMERIC[key]
+    if not _JSON_NUMBER.match(value):
+        raise ShuffleError(f"shuffle file {path}: [{section}] {key} = {value!r} is not a number")
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ShuffleError(f"shuffle file {path}: [{section}] {key} = {value} is out of range "
+                           f"({low:g} to {high:g})")
 
 
 def format_value(value: Any) -> str:

@@ -33,6 +33,7 @@ from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, Arming
                              MachineName, Topic)
 from ocd.protocols.curve import ZapHandler, server_settings
 from ocd.protocols.zmq import BindError, Bus, EventPublisher
+from ocd.services.shot_store import StateDbError
 
 #: Replays (handshake ids) whose start OCD remembers.
 MAX_REPLAY_MARKS = 64
@@ -388,6 +389,14 @@ class MainLoop(Service):
             return
         why = event.get("reason")
         asked = f" ({why})" if isinstance(why, str) and why else ""
+        refusal = self.allow_refusal() if allow else None
+        if refusal is not None:
+            self.counters.increment("allow.refused")
+            self.log.warn("ocd allow_hetdex start refused: {refusal}", refusal=refusal)
+            self.publish(Topic.HETDEX_ALLOWED_CHANGED, {
+                "allowed": self.arming.state == ArmingState.ALLOWED, "id": ident,
+                "reason": f"refused: {refusal}"})
+            return
         if allow:
             reasons = []
             if self.arming.can_fire(ArmingTransition.ALLOW):
@@ -404,6 +413,10 @@ class MainLoop(Service):
             reason = "HETDEX shots were already not allowed"
         self.publish(Topic.HETDEX_ALLOWED_CHANGED, {
             "allowed": self.arming.state == ArmingState.ALLOWED, "id": ident, "reason": reason})
+
+    def allow_refusal(self) -> str | None:
+        """Why shots may not be allowed now (None: they may); the orchestrator extends it."""
+        return None
 
     def clear_failed_shot(self) -> str:
         """Clear ``failed_shot`` (``allow_hetdex start``); returns what happened."""
@@ -638,7 +651,7 @@ class OcdService(MultiService):
                 child.stopService()
             self.running = 0
             self.bus.close()
-            if self.daemon and isinstance(exc, (BindError, ConfigError)):
+            if self.daemon and isinstance(exc, (BindError, ConfigError, StateDbError)):
                 # One line, no traceback, exit 2 (events.md 3.6), also under twistd.
                 self.log.critical("OCD cannot start: {error}", error=str(exc))
                 raise StartFailed(str(exc)) from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -31,19 +30,20 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ocd.core.alerts import AlertTracker, disarm_message, failed_shot_message
+from ocd.core.alerts import AlertLimiter, AlertTracker, disarm_message, failed_shot_message
 from ocd.config import Config
 from ocd.core.decide import Decision, DecisionInputs, DecisionSettings, decide
 from ocd.core.events import Event
 from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.protocols.process import ProcessRunner
+from ocd.protocols.process_groups import GroupIdentity, check_ours, end_group
 from ocd.services.programs import Program, missing_detail, resolve_programs, standin_detail
 from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
 from ocd.core.scheduler import Scheduler
 from ocd.services.main_loop import MainLoop
 from ocd.core.shot_tracker import ShotTracker
 from ocd.core.shots import Shot, ShotListError, parse_shot_file
-from ocd.services.shot_store import ShotStore
+from ocd.services.shot_store import ShotStore, StateDbError
 from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.state import TelescopeState, fold, reset_windows
 from ocd.core.topics import (RUN_SHOT_PREFIX, ArmingState, ArmingTransition, ExecStatus,
@@ -103,6 +103,15 @@ class Orchestrator(MainLoop):
         self._shot_done_d: defer.Deferred | None = None
         self._stopping = False
         self._shot_file_signature: Any = None
+        #: Has a valid shot list been read since start? (A later missing or
+        #: rejected file then changes nothing: shots.md section 1.)
+        self._have_good_list = False
+        self.alert_limiter = AlertLimiter()
+        #: The process group of a shot that was running when OCD died, while
+        #: any of it may be alive; ``allow_hetdex start`` is refused meanwhile.
+        self.leftover: GroupIdentity | None = None
+        self.leftover_shot = ""
+        self._recovery: defer.Deferred | None = None
         #: Called with every alert's message (the night log).
         self.alert_listeners: list[Callable[[str], None]] = []
         #: Called with every shot event of another runner (the crew's
@@ -125,8 +134,7 @@ class Orchestrator(MainLoop):
                     "remaining n_obs of every shot start afresh from the shot file and no "
                     "crashed shot can be found (expected only on a first start)",
                     path=str(state_db.absolute()))
-            state_db.parent.mkdir(parents=True, exist_ok=True)
-            self.store = ShotStore(state_db)
+            self.store = ShotStore(state_db)  # StateDbError: ocd run exits 2
             self._recover_crashed_shot()
         self.runner = ShotRunner(self.config, self.publish, self.processes, self.reactor,
                                  self.store)
@@ -173,6 +181,8 @@ class Orchestrator(MainLoop):
             self._pending.cancel()
         if self._reserving is not None:
             yield self._reserving
+        if self._recovery is not None:
+            yield self._recovery
         if self.runner is not None and self.runner.running is not None:
             self.log.warn("stopping during shot {shotid}: ending its programs",
                           shotid=self.runner.running.shotid)
@@ -187,32 +197,78 @@ class Orchestrator(MainLoop):
         yield super().stopService()
 
     def _recover_crashed_shot(self) -> None:
-        """A shot recorded as running at start means OCD died during it."""
+        """A shot recorded as running at start means OCD died during it.
+
+        The shot counts as failed (OCD disarmed, ``failed_shot`` set). Its
+        recorded process group, if it is still the same group (leader start
+        time and boot id), gets TERM, then KILL after ``[run_shot]
+        kill_grace``, and is checked to be empty; until then ``ocd
+        allow_hetdex start`` is refused, naming the pids (shots.md section 3,
+        issue 12 section 2). The record is cleared once nothing is left.
+        """
         assert self.store is not None
         record = self.store.running()
         if record is None:
             return
-        pgid = record.get("pgid")
-        if pgid:
-            try:
-                os.killpg(int(pgid), signal.SIGTERM)
-                self.log.warn("ended process group {pgid} left by the crashed shot", pgid=pgid)
-            except (ProcessLookupError, PermissionError, OSError):
-                pass
         self.failed_shot = True
         self.counters.increment("shots.failed")
         self.log.error(
             "OCD stopped during shot {shotid} (observation {obs}, step {step}): the shot "
             "counts as failed; a person must check it and run 'ocd allow_hetdex start'",
             shotid=record["shotid"], obs=record["obs_number"], step=record["step"])
-        self.store.clear_running()
         self.alert(failed_shot_message(
             str(record["shotid"]), record["obs_number"],
-            f"OCD stopped during step {record['step']}; check the shot"))
+            f"OCD stopped during step {record['step']}; check the shot"), kind="crash_recovery")
+        pgid = record.get("pgid")
+        if not pgid:
+            self.store.clear_running()
+            return
+        self.leftover = GroupIdentity(int(pgid), record.get("pgid_start"), record.get("boot_id"))
+        self.leftover_shot = f"shot {record['shotid']} (observation {record['obs_number']})"
+        self.counters.increment("crash_recovery.groups")
+        d = end_group(self.leftover, self.reactor, self.config.get_float("run_shot", "kill_grace"))
+        d.addCallback(self._recovered)
+        d.addErrback(lambda failure: self.log.failure("crash recovery failed", failure))
+        self._recovery = d
+
+    def _recovered(self, left: list[int]) -> None:
+        self._recovery = None
+        if left:
+            self.counters.increment("crash_recovery.survivors")
+            self.alert(f"OCD: processes {' '.join(map(str, left))} of the crashed "
+                       f"{self.leftover_shot} are still alive after KILL; shots stay blocked "
+                       "until they are gone", kind="crash_recovery")
+            return
+        self.leftover = None
+        if self.store is not None:
+            try:
+                self.store.clear_running()
+            except StateDbError as exc:
+                self.log.error("{error}", error=str(exc))
+
+    def allow_refusal(self) -> str | None:
+        """Why ``ocd allow_hetdex start`` must be refused now, or None.
+
+        Anything of the crashed shot's process group still alive (looked up
+        again at each request) would expose under the next shot.
+        """
+        if self.leftover is None:
+            return None
+        pids, _why = check_ours(self.leftover)
+        if not pids:
+            return None
+        return (f"processes {' '.join(map(str, pids))} of the crashed {self.leftover_shot} "
+                f"(process group {self.leftover.pgid}) are still alive")
 
     # -- the shot list ------------------------------------------------------
     def reload_shots(self, force: bool = False) -> None:
-        """Read the shot file when it changed; a rejected file means no shots."""
+        """Read the shot file when it changed (shots.md section 1).
+
+        A file that is missing or rejected changes nothing that was known:
+        OCD keeps deciding on the last good list (none at start: no shots),
+        logs the error once (per change of the file) and alerts; no count
+        changes because of it.
+        """
         path = self.config.get_path("shots", "shot_file")
         try:
             stat = os.stat(path) if path is not None else None
@@ -222,34 +278,63 @@ class Orchestrator(MainLoop):
         if not force and signature == self._shot_file_signature:
             return
         self._shot_file_signature = signature
+        problem = None
         shots: list[Shot] = []
         if signature == "missing" or path is None:
-            self.log.error("shot file {path} does not exist: no shots until it appears",
-                           path=str(path))
+            self.counters.increment("shot_file.missing")
+            problem = f"shot file {path} does not exist"
         else:
             try:
                 shots = parse_shot_file(path)
             except ShotListError as exc:
                 self.counters.increment("shot_file.rejected")
-                self.log.error("shot file rejected, no shots until it is fixed: {error}",
-                               error=str(exc))
-        if self.store is not None:
-            shots = self.store.sync(shots)
+                problem = f"shot file rejected: {exc}"
+        if problem is None and self.store is not None:
+            try:
+                shots = self.store.sync(shots)
+            except StateDbError as exc:
+                self.counters.increment("state_db.errors")
+                problem = f"shot file {path} read, but the remaining counts cannot be kept: {exc}"
+        if problem is not None:
+            if self._have_good_list:
+                kept = self.scheduler.shots
+                message = (f"{problem}; OCD keeps deciding on the last good list ({len(kept)} "
+                           "shot(s), counts unchanged) and reads the file again when it changes")
+            else:
+                message = f"{problem}: no shots until it is fixed"
+            self.log.error("{message}", message=message)
+            self.alert(f"OCD: {message}", kind="shot_file")
+            return
+        self._have_good_list = True
         self.scheduler = Scheduler(shots, self.settings)
         self.log.info("{n} shot(s) in the list, {left} with observations left",
                       n=len(shots), left=sum(1 for s in shots if s.n_obs > 0))
 
-    def _count_down(self, shotid: str) -> None:
-        if self.store is None:
-            remaining = {s.shotid: max(s.n_obs - 1, 0) for s in self.scheduler.shots
-                         if s.shotid == shotid}
+    def _count_down(self, shotid: str, obs_number: Any) -> None:
+        """A shot finished without error: one observation fewer.
+
+        A count that cannot be written (disk full, read-only or corrupt state
+        database) makes the shot a failed one: OCD disarms and alerts, naming
+        the file and the error. The count still goes down in memory, so the
+        same shot is not picked again for it (shots.md section 1).
+        """
+        known = {s.shotid: s.n_obs for s in self.scheduler.shots}
+        in_memory = max(known.get(shotid, 0) - 1, 0)
+        if self.store is not None:
+            try:
+                left = self.store.count_down(shotid)
+            except StateDbError as exc:
+                self.counters.increment("state_db.errors")
+                if shotid in known:
+                    self.scheduler = self.scheduler.with_remaining({shotid: in_memory})
+                self._shot_failed(shotid, obs_number,
+                                  f"the shot ended without error but its remaining count could "
+                                  f"not be written: {exc}")
+                return
         else:
-            remaining = {shotid: self.store.remaining(shotid)} if any(
-                s.shotid == shotid for s in self.scheduler.shots) else {}
-            self.store.count_down(shotid)
-            remaining = {k: self.store.remaining(k) for k in remaining}
-        if remaining:
-            self.scheduler = self.scheduler.with_remaining(remaining)
+            left = in_memory
+        if shotid in known:
+            self.scheduler = self.scheduler.with_remaining({shotid: left})
         self.counters.increment("shots.succeeded")
 
     # -- hooks of the main loop --------------------------------------------
@@ -278,16 +363,21 @@ class Orchestrator(MainLoop):
         its outcome arrives through its Deferred. Another runner's shot is
         tracked from any START (``run``, ``setup_telescope``, ``exp_hetdex``:
         a lost ``run`` START must not hide it) to the FINISH of ``run``.
+        A FINISH that matches no START OCD saw changes nothing (events.md 3.4).
         """
+        if not event.topic.startswith(RUN_SHOT_PREFIX):
+            return
+        status = event.get("exec_status")
+        # Invalid shot fields never get here: they are malformed at parse
+        # (ocd.core.events.check_shot_fields).
         key = (event.get("shotid"), event.get("obs_number"))
-        if key in self._own_keys or not event.topic.startswith(RUN_SHOT_PREFIX):
+        if key in self._own_keys:
             return
         for listener in list(self.crew_shot_listeners):
             try:
                 listener(event)
             except Exception:
                 self.log.failure("crew shot listener {listener!r} failed", listener=listener)
-        status = event.get("exec_status")
         if status == ExecStatus.START:
             exptimes = event.get("exptimes") or self.settings.exptimes
             try:
@@ -305,12 +395,18 @@ class Orchestrator(MainLoop):
             self.log.warn("FINISH of shot {shotid} (observation {obs}) arrived after it was "
                           "declared lost: ignored", shotid=key[0], obs=key[1])
             return
-        self.shots.finish(key)
+        if self.shots.finish(key) is None:
+            # No START of it was seen: a forged or stray FINISH changes nothing.
+            self.counters.increment("run_shot.refused")
+            self._warn("run_shot.refused", "FINISH of shot {shotid} (observation {obs}) from "
+                       "{url} matches no START that OCD saw: refused, nothing changes",
+                       shotid=key[0], obs=key[1], url=event.url)
+            return
         if event.get("error"):
             self._sync_shot_machine(f"shot {key[0]} finished with an error")
             self._shot_failed(str(key[0]), key[1], str(event.get("exc_value") or "error"))
         else:
-            self._count_down(str(key[0]))
+            self._count_down(str(key[0]), key[1])
             self._sync_shot_machine(f"shot {key[0]} finished")
 
     def _log_other_runner(self, key: tuple[Any, Any], event: Event) -> None:
@@ -365,6 +461,7 @@ class Orchestrator(MainLoop):
             self._pending = self.reactor.callLater(0, self.evaluate)
 
     def on_tick(self) -> None:
+        self._flush_alerts()
         self.reload_shots()
         self.check_programs()
         self._expire_shots()
@@ -412,10 +509,11 @@ class Orchestrator(MainLoop):
         decision = decide(inputs, self.scheduler, now, monotonic, self.settings)
         self.counters.increment("decisions")
         self._report(decision, now, monotonic)
-        for message in self.alerts.update(decision.blockers, armed, monotonic,
-                                          self.config.get_float("general", "alert_after"),
-                                          decision.details):
-            self.alert(message)
+        for blocker, message in self.alerts.update_named(decision.blockers, armed, monotonic,
+                                                         self.config.get_float("general",
+                                                                               "alert_after"),
+                                                         decision.details):
+            self.alert(message, kind=f"blocker.{blocker}")
         if decision.verdict is Verdict.RUN and not self.shadow:
             self._start_shot(decision)
         return decision
@@ -534,7 +632,7 @@ class Orchestrator(MainLoop):
         self._sync_shot_machine("lost" if lost else f"shot {request.shotid} {verdict}",
                                 idle_by=ShotTransition.LOST if lost else ShotTransition.FINISH)
         if outcome.ok and not lost:
-            self._count_down(request.shotid)
+            self._count_down(request.shotid, request.obs_number)
         elif self._stopping:
             self.counters.increment("shots.failed")
             self.log.error("shot {shotid} (observation {obs}) ended by OCD's stop: {error}",
@@ -548,11 +646,11 @@ class Orchestrator(MainLoop):
     def _shot_failed(self, shotid: str, obs_number: Any, error: str) -> None:
         self.counters.increment("shots.failed")
         self.failed_shot = True
-        self.alert(failed_shot_message(shotid, obs_number, error))
+        self.alert(failed_shot_message(shotid, obs_number, error), kind="failed_shot")
         if self.arming.can_fire(ArmingTransition.SELF_DISARM):
             reason = f"shot {shotid} failed"
             self.publish_change(self.arming.fire(ArmingTransition.SELF_DISARM, reason))
-            self.alert(disarm_message(reason))
+            self.alert(disarm_message(reason), kind="disarm")
 
     # -- lost shots ---------------------------------------------------------
     def _expire_shots(self) -> None:
@@ -571,9 +669,29 @@ class Orchestrator(MainLoop):
                               f"lost: no FINISH after {shot.deadline - shot.started:.0f} s")
 
     # -- alerts -------------------------------------------------------------
-    def alert(self, message: str) -> None:
-        """Log the alert and run ``[general] alert_command`` with it, if set."""
+    def alert(self, message: str, kind: str = "other") -> None:
+        """Log the alert and run ``[general] alert_command`` with it, if set.
+
+        At most one per ``kind`` per ``[general] alert_every`` seconds (on the
+        reactor's clock): the others are held back, counted, and summed up in
+        the next one of that kind or on the timer (:meth:`_flush_alerts`).
+        """
         self.counters.increment("alerts")
+        text = self.alert_limiter.offer(kind, message, self.reactor.seconds(),
+                                        self.config.get_float("general", "alert_every"))
+        if text is None:
+            self.counters.increment("alerts.held_back")
+            self.log.debug("alert held back ({kind}): {message}", kind=kind, message=message)
+            return
+        self._send_alert(text)
+
+    def _flush_alerts(self) -> None:
+        for text in self.alert_limiter.due(self.reactor.seconds(),
+                                           self.config.get_float("general", "alert_every")):
+            self._send_alert(text)
+
+    def _send_alert(self, message: str) -> None:
+        self.counters.increment("alerts.sent")
         self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
         for listener in list(self.alert_listeners):
             try:

@@ -39,6 +39,8 @@ from twisted.logger import Logger
 from ocd.config import Config
 from ocd.core.topics import ExecStatus, Topic
 from ocd.protocols.process import ProcessRunner, RunningProcess
+from ocd.protocols.process_groups import GroupIdentity
+from ocd.services.shot_store import StateDbError
 from ocd.core.shuffle import TRACK_NAMES, read_shuffle, setup_commands, shuffle_path
 from ocd.core.shuffle import syscmd_switch
 
@@ -240,7 +242,7 @@ class ShotRunner:
         exp_fields: dict[str, Any] = {}
         fields = request.shot_fields()
         try:
-            self._record(request, "start")
+            self._record(request, "start", required=True)
             self._emit(Topic.RUN_SHOT_RUN, fields, exec_status=ExecStatus.START)
             settings = _Settings.read(self.config)
             values = request.placeholders(settings.dither_with_probes)
@@ -397,13 +399,34 @@ class ShotRunner:
         except Exception:
             log.failure("cannot emit {topic}", topic=topic)
 
-    def _record(self, request: ShotRequest, step: str, pgid: int | None = None) -> None:
+    def _record(self, request: ShotRequest, step: str, pgid: int | None = None,
+                required: bool = False) -> None:
+        """Write what crash recovery needs; ``required`` (before anything moves) fails the shot.
+
+        A shot whose record cannot be written could not be recovered after a
+        crash of OCD, so it does not start; a later step that cannot be
+        written is logged and the shot goes on.
+        """
         self.step = step
         if self.store is None:
             return
         try:
-            self.store.record_running(request.shotid, request.obs_number, step, pgid)
+            if pgid is None:
+                self.store.record_running(request.shotid, request.obs_number, step)
+            else:
+                # Leader start time and boot id: a restart signals this group
+                # only if it is still this one (crash recovery).
+                group = GroupIdentity.of_leader(pgid)
+                self.store.record_running(request.shotid, request.obs_number, step, pgid,
+                                          pgid_start=group.start_time, boot_id=group.boot_id)
+        except StateDbError as exc:
+            if required:
+                raise ShotError(f"cannot record the shot for crash recovery: {exc}") from None
+            log.error("shot {shotid}: cannot record step {step} for crash recovery: {error}",
+                      shotid=request.shotid, step=step, error=str(exc))
         except Exception:
+            if required:
+                raise
             log.failure("cannot record the running shot {shotid}", shotid=request.shotid)
 
     def _clear(self) -> None:
@@ -411,6 +434,9 @@ class ShotRunner:
             return
         try:
             self.store.clear_running()
+        except StateDbError as exc:
+            log.error("cannot clear the running-shot record (a restart will count this shot "
+                      "as failed): {error}", error=str(exc))
         except Exception:
             log.failure("cannot clear the running-shot record")
 
