@@ -49,6 +49,13 @@ def free_url():
     return lambda: f"tcp://127.0.0.1:{free_port()}"
 
 
+@pytest.fixture(scope="session")
+def night_cache_dir(tmp_path_factory):
+    """One ``OCD_CACHE_DIR`` for the whole run: a generated night (tens of seconds
+    under load) is made once and shared by the modules that replay the same one."""
+    return tmp_path_factory.mktemp("ocd-cache")
+
+
 @pytest.fixture
 def ocd_command():
     """The argv prefix that runs this tree's ``ocd`` in a child process."""

@@ -10,13 +10,17 @@ heartbeat handshake of events.md 3.1 (a PUB bound on the ``ocd_config``
 URL, which the main loop subscribes to).
 
 One generated night (the first 4 hours of a clear sample night, cached in
-a folder of this module) is replayed at speed-up 2000, so a whole replay
-takes about 7 s. The Sun is down (-12 deg) about 1.6 s into the replay;
-from then on OCD runs shot after shot of the sample list (seed 0), each
-taking about 2.5 s of wall time (mostly starting 14 stand-in processes),
-so three or so in the slice. Tests that only need the first shot stop the
-replay early; those that need two or more replay at SLOW_REPLAY (a loaded
-machine needs several seconds per shot) and stop once they have them.
+a folder of this module) is replayed at speed-up 2000 on an idle machine,
+so a whole replay takes about 7 s. The Sun is down (-12 deg) about 1.6 s
+into the replay; from then on OCD runs shot after shot of the sample list
+(seed 0), each taking about 2.5 s of wall time (mostly starting 14 stand-in
+processes), so three or so in the slice. A shot's wall time does not scale
+with the replay: under load it takes 6 s or more, 3.3 replayed hours at
+2000, and only one shot would fit. Tests that count two shots therefore
+replay at the speed-up :mod:`pace` computes from a stand-in start measured
+right before the replay (2000 when the machine is idle). Tests stop the replay
+once they have seen enough. Every wait ends on the event it
+waits for; its deadline only guards against a hang.
 
 The orchestrator's logic scenarios (a disarm during a shot, a failing
 ``syscmd``, a lost shot, alerts, crash recovery...) run on fakes in
@@ -43,17 +47,22 @@ import pytest
 import zmq
 
 from ocd.sim.standin import read_calls
+from pace import replay_speedup
 
-pytestmark = pytest.mark.integration
+# A hang guard above the suite's 120 s: the first test generates the night
+# (tens of seconds under load).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parent.parent
 SPEEDUP = 2000
-#: The replay speed of the nights that need two shots or more: on a loaded
-#: machine a shot's 14 stand-in processes take several seconds of wall time,
-#: more than the whole slice lasts at SPEEDUP. These tests stop the replay as
-#: soon as they have seen enough, so an idle machine is not slowed down.
-SLOW_REPLAY = 600
 HOURS = 4
+#: Replayed night seconds the 4-hour slice leaves for one shot when two are
+#: counted: the first starts at dusk (-12 deg, 0.9 h after sunset), the second
+#: must start while a target of the list is still up (3 shots of 2.5 s fit at 2000).
+ROOM_FOR_A_SHOT = 10000.0
+#: The shot list's exposures (ocd.cfg exptimes 360 s x 3), in night seconds.
+EXPOSURES = 3 * 360.0
+HANG = 120.0  # seconds; only a hang waits this long
 WATCHED = ("ocd.run_shot.", "ocd.decision.made", "ocd.states.change",
            "ocd.states.hetdex_allowed_changed", "ocd.heartbeat.reply")
 SYSCMD_SEQUENCE = [
@@ -70,10 +79,10 @@ SYSCMD_SEQUENCE = [
 
 
 @pytest.fixture(scope="module")
-def night_cache(tmp_path_factory):
-    """One cache folder for the module, so the night is generated once."""
+def night_cache(night_cache_dir):
+    """The run's cache folder, so the night is generated once (test_simulate replays it too)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OCD_CACHE_DIR", str(tmp_path_factory.mktemp("ocd-cache")))
+        mp.setenv("OCD_CACHE_DIR", str(night_cache_dir))
         yield
 
 
@@ -228,6 +237,7 @@ class NightRun:
     env: dict[str, str]
     extra_env: dict[str, str]
     children: list[subprocess.Popen] = field(default_factory=list)
+    speedup: float = SPEEDUP  # of the replay; the stand-ins always run at SPEEDUP
 
     def start(self) -> None:
         self.workdir = self.plan.workdir
@@ -248,7 +258,7 @@ class NightRun:
         self.children.append(child)
         return child
 
-    def finish(self, child: subprocess.Popen, timeout: float = 30.0) -> tuple[int, str]:
+    def finish(self, child: subprocess.Popen, timeout: float = HANG) -> tuple[int, str]:
         """Wait for a child while receiving events; its status and output."""
         assert self.watcher.wait_for(lambda: child.poll() is not None, timeout), \
             f"{child.args} still running after {timeout} s"
@@ -259,11 +269,20 @@ class NightRun:
         code, text = self.finish(self.spawn("allow_hetdex", "--config", str(self.cfg), what))
         assert code == 0, text
 
-    def replay(self, wait: bool = True, speedup: float = SPEEDUP) -> subprocess.Popen:
-        child = self.spawn("db_replay", "--config", str(self.cfg), "--speedup", f"{speedup:g}",
-                           "-t", "15", str(self.plan.night_db))
+    def pace_for_two_shots(self) -> None:
+        """Replay slowly enough that two shots fit in the slice at this machine's pace."""
+        self.speedup = replay_speedup(self.env, fastest=SPEEDUP, room=ROOM_FOR_A_SHOT,
+                                      exposure_night_seconds=EXPOSURES, standin_speedup=SPEEDUP)
+
+    def replay_seconds(self) -> float:
+        """Wall time of the whole replay, plus the hang guard."""
+        return HOURS * 3600 / self.speedup + HANG
+
+    def replay(self, wait: bool = True) -> subprocess.Popen:
+        child = self.spawn("db_replay", "--config", str(self.cfg), "--speedup", f"{self.speedup:g}",
+                           "-t", "60", str(self.plan.night_db))
         if wait:
-            code, text = self.finish(child, timeout=40)
+            code, text = self.finish(child, timeout=self.replay_seconds())
             assert code == 0, text
         return child
 
@@ -271,9 +290,9 @@ class NightRun:
         """Ctrl+C to a replay that has shown enough."""
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
-        self.finish(child, timeout=15)
+        self.finish(child)
 
-    def wait_idle(self, timeout: float = 15.0) -> None:
+    def wait_idle(self, timeout: float = HANG) -> None:
         """Until every START seen has its FINISH."""
         assert self.watcher.wait_for(lambda: not self.open_shots(), timeout), \
             f"shots never finished: {self.open_shots()}\n" + self.ocd_log()
@@ -303,7 +322,7 @@ class NightRun:
     def stop_ocd(self) -> int:
         self.ocd.send_signal(signal.SIGTERM)
         try:
-            return self.ocd.wait(timeout=15)
+            return self.ocd.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.ocd.kill()
             return -9
@@ -379,16 +398,18 @@ def pairs_in_order(runs: list[Seen]) -> list[tuple[Seen, Seen]]:
 def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(night):
     run = night()
     run.allow("start")
-    replay = run.replay(wait=False, speedup=SLOW_REPLAY)
+    run.pace_for_two_shots()
+    replay = run.replay(wait=False)
     finished = lambda: [e for e in run.runs() if e["exec_status"] == 1]  # noqa: E731
-    assert run.watcher.wait_for(lambda: len(finished()) >= 2, timeout=60), \
-        "expected at least two shots in the slice\n" + run.ocd_log()
+    assert run.watcher.wait_for(lambda: len(finished()) >= 2, timeout=run.replay_seconds()), \
+        f"expected at least two shots in the slice at speed-up {run.speedup:g}\n" + run.ocd_log()
     run.allow("stop")  # no new shot between "idle" and the checks
     run.wait_idle()
     run.stop_replay(replay)
     runs = run.runs()
     pairs = pairs_in_order(runs)
-    assert len(pairs) >= 2, "expected at least two shots in the slice\n" + run.ocd_log()
+    assert len(pairs) >= 2, (f"expected at least two shots in the slice at speed-up "
+                             f"{run.speedup:g}\n" + run.ocd_log())
     assert all(finish["error"] is False for _s, finish in pairs), [f.payload for _s, f in pairs]
     starts = [start for start, _f in pairs]
 
@@ -486,8 +507,10 @@ def test_e_observation_numbers_on_mariadb_are_consecutive(night, mysql_database)
                 ("database", "password", ""), ("database", "database", name),
                 ("database", "first_obsnum", "7000"))
     run.allow("start")
-    replay = run.replay(wait=False, speedup=SLOW_REPLAY)
-    assert run.watcher.wait_for(lambda: len(run.runs()) >= 4, timeout=60), run.ocd_log()
+    run.pace_for_two_shots()
+    replay = run.replay(wait=False)
+    assert run.watcher.wait_for(lambda: len(run.runs()) >= 4, timeout=run.replay_seconds()), \
+        f"speed-up {run.speedup:g}\n" + run.ocd_log()
     run.allow("stop")  # no new shot between "idle" and the end of the replay
     run.wait_idle()
     run.stop_replay(replay)

