@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ocd.config import Config
+from ocd.core.events import Event, UrlKind, event_from_payload, make_payload
 
 
 def make_config(free_url: Callable[[], str], **extra: str) -> Config:
@@ -85,3 +86,24 @@ def sleep(seconds: float):
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, seconds, lambda: None)
+
+
+def event_on(kind: UrlKind, topic: str, data_time: float, **fields: Any) -> Event:
+    """An event as a subscriber on a ``kind`` URL hands it to the main loop."""
+    url = "tcp://tcs" if kind is UrlKind.TCS else "tcp://control"
+    return event_from_payload(topic, make_payload(topic, fields, data_time, data_time), kind, url)
+
+
+def tcs_event(topic: str, t: float, **fields: Any) -> Event:
+    """A TCS event whose data time is ``t``."""
+    return event_on(UrlKind.TCS, topic, t, **fields)
+
+
+def feed_good_sky(loop: Any, t: float) -> None:
+    """Feed ``loop`` a TCS that says: alive, dry, calm, open, good seeing."""
+    loop.handle_event(tcs_event("tcs.receiver.heartbeat", t))
+    loop.handle_event(tcs_event("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
+                                dewpoint=-10))
+    loop.handle_event(tcs_event("legacy.shutter.status", t, state="open"))
+    loop.handle_event(tcs_event("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
+                                valid=True))

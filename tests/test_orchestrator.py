@@ -14,8 +14,10 @@ import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
+from bus_helpers import event_on, feed_good_sky
+from bus_helpers import tcs_event as tcs
 from ocd.config import Config
-from ocd.core.events import UrlKind, event_from_payload, make_payload
+from ocd.core.events import UrlKind
 from ocd.services.obsnum import ObsnumUnavailable
 from ocd.services.orchestrator import Orchestrator, track_azimuth
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
@@ -60,23 +62,12 @@ def test_fake_obsnum_matches_the_real_interface():
     assert (pool.available, pool.last_error) == (True, None)
 
 
-def tcs(topic: str, t: float, **fields) -> object:
-    payload = make_payload(topic, fields, t, t)
-    return event_from_payload(topic, payload, UrlKind.TCS, "tcp://tcs")
-
-
 def control(kind: UrlKind, topic: str, **fields) -> object:
-    payload = make_payload(topic, fields, NIGHT, NIGHT)
-    return event_from_payload(topic, payload, kind, "tcp://control")
+    return event_on(kind, topic, NIGHT, **fields)
 
 
 def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
-    loop.handle_event(tcs("tcs.receiver.heartbeat", t))
-    loop.handle_event(tcs("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
-                          dewpoint=-10))
-    loop.handle_event(tcs("legacy.shutter.status", t, state="open"))
-    loop.handle_event(tcs("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
-                          valid=True))
+    feed_good_sky(loop, t)
     clock.advance(0)
 
 

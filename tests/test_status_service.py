@@ -16,8 +16,10 @@ import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
+from bus_helpers import event_on, feed_good_sky
+from bus_helpers import tcs_event as tcs
 from ocd.config import Config, ConfigError
-from ocd.core.events import MalformedEvent, UrlKind, event_from_payload, make_payload
+from ocd.core.events import MalformedEvent, UrlKind
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import StatusProvider, status_service
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
@@ -29,14 +31,8 @@ STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --
 NIGHT = 1740031200.0
 
 
-def tcs(topic: str, t: float, **fields):
-    return event_from_payload(topic, make_payload(topic, fields, t, t), UrlKind.TCS,
-                              "tcp://tcs")
-
-
 def control(kind: UrlKind, topic: str, **fields):
-    return event_from_payload(topic, make_payload(topic, fields, NIGHT, NIGHT), kind,
-                              "tcp://control")
+    return event_on(kind, topic, NIGHT, **fields)
 
 
 def arm(loop: Orchestrator, allow: bool = True) -> None:
@@ -46,12 +42,7 @@ def arm(loop: Orchestrator, allow: bool = True) -> None:
 
 
 def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
-    loop.handle_event(tcs("tcs.receiver.heartbeat", t))
-    loop.handle_event(tcs("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
-                          dewpoint=-10))
-    loop.handle_event(tcs("legacy.shutter.status", t, state="open"))
-    loop.handle_event(tcs("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
-                          valid=True))
+    feed_good_sky(loop, t)
     clock.advance(0)
 
 
