@@ -8,7 +8,8 @@ about 12/28/60 %, some ``n_obs 2``, shots in the HETDEX spring and fall
 fields and elsewhere on the sky, placed with ``ocd.sim.shotlist``):
 
 1. OCD's own ``decide()`` and scheduler run on a simulated clock from dusk
-   to dawn (the Sun at ``[scheduler] max_sun_alt``): a decision every
+   to dawn (``ocd.core.plan.plan_night``, the very loop of ``ocd plan``;
+   the Sun at ``[scheduler] max_sun_alt``): a decision every
    ``[decision] decide_interval`` seconds, the next one at the end of a
    shot. Once with ``lookahead = 0`` (the greedy rule: the baseline, in the
    same run) and once per look-ahead asked for.
@@ -51,13 +52,11 @@ except ImportError:  # pragma: no cover - depends on the environment
 from ocd.core.astro import HET_LOCATION, quiet_repeats  # noqa: E402
 from ocd.core.site import HET_ELEVATION, HET_LATITUDE  # noqa: E402
 from ocd.config import Config  # noqa: E402
-from ocd.core.decide import DecisionInputs, DecisionSettings, decide  # noqa: E402
-from ocd.core.topics import Verdict  # noqa: E402
-from ocd.core.events import UrlKind, event_from_payload, make_payload  # noqa: E402
+from ocd.core.decide import DecisionSettings  # noqa: E402
+from ocd.core.plan import plan_night  # noqa: E402
 from ocd.core.scheduler import Scheduler  # noqa: E402
 from ocd.core.shots import Shot  # noqa: E402
 from ocd.sim.shotlist import make_sample_shots  # noqa: E402
-from ocd.core.state import TelescopeState, fold  # noqa: E402
 
 WEIGHTS = {1: 3, 2: 2, 3: 1}
 PRIORITIES = (1, 2, 3)
@@ -113,44 +112,17 @@ def make_night(number: int, seed: int, settings: DecisionSettings) -> Night:
     return Night(number + 1, date, dusk, dawn, shots)
 
 
-def clear_sky(now: float) -> TelescopeState:
-    """A telescope with a heartbeat, the shutter open and good weather (monotonic 0)."""
-    state = TelescopeState()
-    for topic, fields in (
-        ("tcs.receiver.heartbeat", {}),
-        ("legacy.shutter.status", {"state": "open"}),
-        ("legacy.weather.status", {"humidity": 30, "wind_speed": 4, "ambtemp": 8, "dewpoint": -5}),
-    ):
-        state = fold(state, event_from_payload(topic, make_payload(topic, fields, now, now), UrlKind.TCS), 0.0)
-    return state
-
-
 # -- OCD on a simulated clock --------------------------------------------------------
 
 def simulate(night: Night, settings: DecisionSettings, lookahead: float, interval: float) -> Run:
-    settings = replace(settings, lookahead=lookahead)
-    scheduler = Scheduler(night.shots, settings)
-    inputs = DecisionInputs(telescope=clear_sky(night.dusk), allowed=True)
-    t = float(math.ceil(night.dusk))
-    observations, times, notes = [], [], []
-    while t < night.dawn:
-        clock = time.perf_counter()
-        decision = decide(inputs, scheduler, t, 0.0, settings)
-        times.append(time.perf_counter() - clock)
-        if decision.verdict is Verdict.RUN:
-            shot = decision.shot
-            observations.append((t, shot.shotid, int(decision.track), shot.priority))
-            if decision.details.get("lookahead"):
-                notes.append(decision.summary())
-            scheduler = scheduler.with_remaining({shot.shotid: shot.n_obs - 1})
-            t += settings.duration
-        else:
-            waiting = decision.details.get("no_target", "")
-            if waiting.startswith("waiting") and (not notes or notes[-1] != waiting):
-                notes.append(waiting)
-            t += interval
+    """OCD's own decisions through the night: :func:`ocd.core.plan.plan_night` (as ``ocd plan``)."""
+    plan = plan_night(night.shots, replace(settings, lookahead=lookahead), night.dusk, night.dawn,
+                      interval, timer=time.perf_counter)
+    observations = [(s.start, s.shotid, s.track, s.priority) for s in plan.shots]
+    notes = [f"run: {s.shotid} on the {s.track_name} track ({s.note})" for s in plan.shots if s.note]
+    notes += [i.reason for i in plan.idle if "waiting for" in i.reason]
     label = "greedy" if lookahead <= 0 else f"lookahead {lookahead / 3600:g} h"
-    return Run(label, observations, times, notes)
+    return Run(label, observations, list(plan.decide_times), notes)
 
 
 # -- the optimizer's model -----------------------------------------------------------

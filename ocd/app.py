@@ -89,6 +89,9 @@ def makeService(config: Config, reactor: IReactorCore, daemon: bool = False,
         night_log = NightLog(night_log_path, main_loop.now, program=program)
         main_loop.listeners.append(night_log)
         main_loop.alert_listeners.append(night_log.alert)
+        crew = getattr(main_loop, "crew_shot_listeners", None)
+        if crew is not None:
+            crew.append(night_log.crew_shot)
         night_log.setServiceParent(root)
     ControlChannels(config, bus, main_loop).setServiceParent(root)
     obsnum.setServiceParent(root)

@@ -281,6 +281,17 @@ OWN: dict[tuple[str, ...], Command] = {
         ),
         positionals=("date",),
     ),
+    # issue 13: tonight's plan on a clear night (docs/operations.md).
+    ("plan",): Command(
+        usage="usage: ocd plan [-h] [--config [CONFIG]] [-o FILE.png] [--json] [date]",
+        options=(
+            HELP,
+            CONFIG,
+            Opt(("-o", "--output"), "FILE.png"),
+            Opt(("--json",), default="False"),
+        ),
+        positionals=("date",),
+    ),
     # CurveZMQ key pairs for [security] (events.md 3.7, docs/curve.md).
     ("keys",): Command(
         usage="usage: ocd keys [-h] [--for {ocd,client}] [-o FILE]",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ocd.config import Config
 
 #: Modules of subcommands beyond the user's page, in the order of ``ocd -h``.
-EXTRA_MODULES = ("sample_night", "simulate_night", "night_report", "status", "keys")
+EXTRA_MODULES = ("sample_night", "simulate_night", "night_report", "status", "keys", "plan")
 
 
 def extra_subcommands() -> list[Callable[..., Any]]:

@@ -50,6 +50,10 @@ def report_text(path: Any, night: str | None, picture: Any = None) -> tuple[int,
                               f"{night or '?'} in {path} (last nights in it: {known})")
     report = build_report(rows, night)
     text = report.format()
+    if report.shadow:
+        from ocd.services.shadow_compare import compare_shadow
+
+        text += "\n\n" + compare_shadow(report).format()
     if picture is not None:
         from ocd.services.night_plot import plot_night
 

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.commands import react
     from ocd.logs import start_logging
     from ocd.sim.cache import cache_dir
-    from ocd.sim.simulate import describe, prepare, run_night
+    from ocd.sim.simulate import check_night, describe, expected_plan, prepare, run_night
 
     if not args.speedup > 0 or args.shots < 1:
         print("ocd simulate_night: --speedup must be positive and --shots at least 1",
@@ -68,12 +68,18 @@ def main(args: argparse.Namespace, config: Config) -> int:
                            config.get_str("general", "log_level") if args.verbose else "warn"),
                           ("general", "json_log", config.get_str("general", "json_log"))])
     start_logging(plan.config, program="simulate_night")
+    expected = expected_plan(plan)
+    print("The plan (ocd plan) for this night, its shot list and settings:")
+    print(expected.format())
+    print()
     progress = sys.stderr.isatty() if args.progress is None else args.progress == "yes"
 
     def described(report: Any) -> int:
         from ocd.services.night_plot import plot_night
 
         print(describe(plan, report))
+        print()
+        print(check_night(expected, report).format())
         print(f"\ntimeline: {plot_night(report, plan.workdir / 'night.png')} (again: ocd "
               f"night_report -l {plan.config.get_path('general', 'night_log')} -o FILE.png)")
         return 0 if report.succeeded else 1

@@ -124,8 +124,10 @@ def render(status: dict[str, Any], where: str) -> str:
     lines = []
     state = "healthy" if status.get("healthy") else "NOT HEALTHY"
     lines.append(f"OCD {status.get('version', '?')} at {where}: {state} ({status.get('health')})")
+    if status.get("shadow"):
+        lines.append("mode        SHADOW: OCD decides as if allowed but starts nothing")
     verdict = status.get("verdict")
-    lines.append(f"verdict     {str(verdict).upper() if verdict else 'no decision yet'}")
+    lines.append(f"verdict     {('would ' if status.get('shadow') else '') + str(verdict).upper() if verdict else 'no decision yet'}")
     reasons = status.get("reasons") or []
     for i, text in enumerate(reasons):
         lines.append(f"{'blockers' if i == 0 else '':<12}{text}")

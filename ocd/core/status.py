@@ -89,6 +89,8 @@ class StatusView:
     shots: tuple[RunningShot, ...] = ()
     next: NextShot | None = None
     counters: Mapping[str, int] = field(default_factory=dict)
+    #: Shadow mode ([run] shadow): decides, never starts a shot.
+    shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ def snapshot(view: StatusView, now: float, monotonic: float) -> dict[str, Any]:
             "urls": list(view.tcs_urls),
         },
         **{name: state_name for name, state_name in view.machines.items()},
+        "shadow": view.shadow,
+        "mode": "SHADOW (decides, starts nothing)" if view.shadow else "live",
         "verdict": view.verdict,
         "blockers": list(view.blockers),
         "details": {k: view.details[k] for k in (*view.blockers, STAND_INS)

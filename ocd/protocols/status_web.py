@@ -147,6 +147,8 @@ PAGE = """<!DOCTYPE html>
   #verdict.wait { color: #ffb000; }
   #verdict.down { color: #ff4d4d; }
   #arming { font-size: 4.5vh; margin: 0.5vh 0 2vh 0; }
+  #shadow { font-size: 6vh; font-weight: bold; color: #111; background: #b48cff;
+            padding: 0.5vh 1vw; margin: 0 0 1vh 0; }
   #blockers { font-size: 4.5vh; margin: 0 0 2vh 0; padding-left: 1.2em; }
   #blockers li { margin: 0.4vh 0; }
   .row { margin: 1vh 0; }
@@ -158,6 +160,7 @@ PAGE = """<!DOCTYPE html>
 </style>
 </head>
 <body>
+<div id="shadow" hidden>SHADOW: OCD decides but starts nothing</div>
 <h1 id="verdict" class="down">&hellip;</h1>
 <div id="arming"></div>
 <ul id="blockers"></ul>
@@ -183,8 +186,10 @@ function duration(s) {
 }
 function show(st) {
   var v = $("verdict");
-  v.textContent = st.verdict === "run" ? "RUN" : st.verdict === "wait" ? "WAIT" : "STARTING";
+  v.textContent = (st.shadow && st.verdict === "run" ? "WOULD RUN" :
+      st.verdict === "run" ? "RUN" : st.verdict === "wait" ? "WAIT" : "STARTING");
   v.className = st.verdict === "run" ? "run" : "wait";
+  $("shadow").hidden = !st.shadow;
   $("arming").textContent = (st.hetdex_allowed === "allowed" ? "HETDEX shots allowed"
       : "HETDEX shots NOT allowed") + (st.failed_shot ? " \\u2014 last shot failed" : "");
   var list = $("blockers");

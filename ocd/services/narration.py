@@ -78,9 +78,11 @@ def line_for(topic: str, p: Mapping[str, Any]) -> str | None:
     """The line for one published event (no time), or None; decisions are
     always described (the caller keeps only changes)."""
     if topic == "ocd.decision.made":
+        shadow = "SHADOW: would " if p.get("shadow") else ""
         if p.get("verdict") == "run":
-            return f"RUN {p.get('shotid')}"
-        return "WAIT: " + blockers_text(list(p.get("blockers") or []), p.get("details") or {})
+            return f"{shadow}RUN {p.get('shotid')}"
+        return f"{shadow}WAIT: " + blockers_text(list(p.get("blockers") or []),
+                                                 p.get("details") or {})
     shot = f"shot {p.get('shotid')} (obs {p.get('obs_number')})"
     if topic == "ocd.run_shot.run":
         if p.get("exec_status") == 0:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocd.core.topics import BLOCKERS
 from ocd.services.nightlog import NightReport
+
+if TYPE_CHECKING:
+    from ocd.core.plan import NightPlan
 
 #: Size of the picture: WIDTH x HEIGHT pixels.
 WIDTH, HEIGHT, DPI = 1200, 500, 100
@@ -37,6 +41,12 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     seen = {name for segment in report.segments for name in segment.blockers}
     rows = ["verdict"] + [name for name in BLOCKERS if name in seen] + ["shots"]
+    comparison = None
+    if report.shadow:
+        from ocd.services.shadow_compare import compare_shadow
+
+        comparison = compare_shadow(report)
+        rows = rows[:-1] + ["crew shots", "OCD would observe"]
     y = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
 
     def bar(row: str, start: float, end: float, colour: str) -> None:
@@ -56,12 +66,20 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
             bar(name, segment.start, segment.end,
                 "tab:blue" if name == "shot_running" else "tab:red")
     end_of_log = report.last if report.last is not None else 0.0
+    shot_row = "crew shots" if comparison is not None else "shots"
+    if comparison is not None:
+        for stretch in comparison.would_run:
+            bar("OCD would observe", stretch.start, stretch.end, "tab:green")
+            ax.text(mdates.date2num(_utc(stretch.start)), y["OCD would observe"] + 0.45,
+                    " ".join(stretch.what)[:40], fontsize=6, va="bottom")
+        for stretch in comparison.ocd_only:
+            bar("OCD would observe", stretch.start, stretch.end, "tab:olive")
     for shot in report.shots:
         end = shot.end if shot.end is not None else end_of_log
-        bar("shots", shot.start, max(end, shot.start + 30.0),
+        bar(shot_row, shot.start, max(end, shot.start + 30.0),
             OUTCOME_COLOURS.get(shot.outcome, "black"))
         if shot.obs_number is not None:
-            ax.text(mdates.date2num(_utc(shot.start)), y["shots"] + 0.45, str(shot.obs_number),
+            ax.text(mdates.date2num(_utc(shot.start)), y[shot_row] + 0.45, str(shot.obs_number),
                     fontsize=7, va="bottom")
     from matplotlib.patches import Patch
 
@@ -80,7 +98,60 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     done = report.count("done")
     ax.set_title(f"OCD, night of {report.night or '?'}: {len(report.shots)} shot(s), "
-                 f"{done} done")
+                 f"{done} done" + ("" if comparison is None else
+                                   f"; SHADOW: agreement {comparison.agreement or 0:.0%} "
+                                   "(olive: OCD would observe, nobody did)"))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+PRIORITY_COLOURS = {1: "tab:red", 2: "tab:orange", 3: "tab:blue"}
+
+
+def plot_plan(plan: "NightPlan", path: str | Path, title: str = "") -> Path:
+    """Write tonight's plan as a PNG: shots as bars on the night's time axis, dark span shaded.
+
+    One lane per track (EAST, WEST), bars coloured by priority and labelled
+    with the shot id; idle stretches in grey on their own lane.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=(WIDTH / DPI, 300 / DPI), dpi=DPI)
+    ax = fig.add_subplot(1, 1, 1)
+    lanes = {"EAST": 2, "WEST": 1, "idle": 0}
+    dusk, dawn = plan.dark
+    margin = 1800.0
+    ax.axvspan(mdates.date2num(_utc(dusk)), mdates.date2num(_utc(dawn)), color="midnightblue",
+               alpha=0.12, lw=0)
+    for shot in plan.shots:
+        y = lanes.get(shot.track_name, 1)
+        ax.broken_barh([(mdates.date2num(_utc(shot.start)), (shot.end - shot.start) / 86400.0)],
+                       (y - 0.35, 0.7), facecolors=PRIORITY_COLOURS.get(shot.priority, "grey"),
+                       edgecolors="black", linewidth=0.4)
+        ax.text(mdates.date2num(_utc(shot.start + 60.0)), y + 0.38, shot.shotid, fontsize=6,
+                va="bottom", rotation=30)
+    for idle in plan.idle:
+        ax.broken_barh([(mdates.date2num(_utc(idle.start)), (idle.end - idle.start) / 86400.0)],
+                       (-0.35, 0.7), facecolors="lightgrey")
+    ax.set_yticks([2, 1, 0], ["EAST", "WEST", "idle"])
+    ax.set_ylim(-0.6, 3.4)
+    ax.set_xlim(mdates.date2num(_utc(dusk - margin)), mdates.date2num(_utc(dawn + margin)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
+    ax.set_xlabel("UTC (shaded: dark, Sun below "
+                  f"{plan.settings.get('max_sun_alt', -12):g} deg)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[Patch(color=c, label=f"priority {p}") for p, c in PRIORITY_COLOURS.items()],
+              loc="upper right", fontsize=7, ncol=3)
+    ax.set_title(title or f"OCD plan: {len(plan.shots)} shot(s), idle "
+                 f"{plan.idle_seconds / 3600:.1f} h of {(dawn - dusk) / 3600:.1f} h dark")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,8 @@ CREATE INDEX IF NOT EXISTS entries_by_night ON entries (night, id);
 
 #: ``kind`` values, and what ``what`` says for each.
 OCD, DECISION, ARMING, SHOT, ALERT = "ocd", "decision", "arming", "shot", "alert"
+#: The key of a decision row's details in shadow mode ([run] shadow).
+SHADOW = "shadow"
 #: The blocker that means "busy observing": reported apart, not as time lost.
 OBSERVING = Blocker.SHOT_RUNNING.value
 
@@ -189,8 +191,12 @@ class NightLog(Service):
             if key == self._last_decision:
                 return
             self._last_decision = key
+            details = dict(p.get("details") or {})
+            if p.get("shadow"):
+                # Shadow mode: what OCD would have done (it starts nothing).
+                details[SHADOW] = True
             self.write(DECISION, str(p.get("verdict")), event.data_time, shotid=key[2],
-                       blockers=" ".join(key[1]), details=dict(p.get("details") or {}))
+                       blockers=" ".join(key[1]), details=details)
         elif topic == Topic.STATES_CHANGE and p.get("machine_name") == MachineName.HETDEX_ALLOWED:
             who, reason = _who_and_reason(p)
             self.write(ARMING, str(p.get("new_state")), event.data_time, who=who, reason=reason,
@@ -201,23 +207,35 @@ class NightLog(Service):
         elif topic in SHOT_TOPICS:
             self._shot(SHOT_TOPICS[topic], event)
 
-    def _shot(self, step: str, event: Event) -> None:
+    def crew_shot(self, event: Event) -> None:
+        """A shot event of another runner (``ocd run_shot -e``: the crew), on OCD's clock.
+
+        The main loop does not publish these again, so the orchestrator hands
+        them here; they are written at OCD's time of hearing them (the
+        night's time in a replay), not the runner's own clock.
+        """
+        step = SHOT_TOPICS.get(event.topic)
+        if step is not None:
+            self._shot(step, event, self.clock())
+
+    def _shot(self, step: str, event: Event, when: float | None = None) -> None:
         p = event.payload
+        at = event.data_time if when is None else when
         ids = dict(shotid=p.get("shotid"), obs_number=p.get("obs_number"))
         started = p.get("exec_status") == ExecStatus.START
         if step == "run":
             if started:
-                self.write(SHOT, "start", event.data_time, **ids)
+                self.write(SHOT, "start", at, **ids)
             else:
                 error = bool(p.get("error"))
-                self.write(SHOT, "end", event.data_time, outcome="failed" if error else "done",
+                self.write(SHOT, "end", at, outcome="failed" if error else "done",
                            reason=str(p.get("exc_value") or "")[:500] if error else None, **ids)
             return
         name = step if step != "exposure" else f"exposure {p.get('exposure')}"
         if started:
-            self.write(SHOT, "step", event.data_time, outcome=name, **ids)
+            self.write(SHOT, "step", at, outcome=name, **ids)
         elif p.get("error"):
-            self.write(SHOT, "step", event.data_time, outcome=f"{name} failed", **ids)
+            self.write(SHOT, "step", at, outcome=f"{name} failed", **ids)
 
 
 # -- reading and reporting -------------------------------------------------------------
@@ -270,6 +288,8 @@ class Segment:
     end: float
     verdict: str
     blockers: tuple[str, ...]
+    #: The shot OCD picked (the one it runs, or would run, on a ``run`` verdict).
+    shotid: str | None = None
 
 
 @dataclass
@@ -284,6 +304,8 @@ class NightReport:
     alerts: list[tuple[float, str]] = field(default_factory=list)
     arming: list[tuple[float, str, str, str]] = field(default_factory=list)
     ocd_down_seconds: float = 0.0
+    #: A shadow night ([run] shadow): the decisions are what OCD would have done.
+    shadow: bool = False
 
     @property
     def succeeded(self) -> list[ShotRecord]:
@@ -294,7 +316,9 @@ class NightReport:
 
     def format(self) -> str:
         """The report as a person reads it the morning after (times UTC)."""
-        lines = [f"Night report: night of {self.night or '?'}"]
+        lines = [f"Night report: night of {self.night or '?'}"
+                 + (" (SHADOW: OCD decided and started nothing; the shots are the crew's)"
+                    if self.shadow else "")]
         if self.first is not None and self.last is not None:
             lines.append(f"span: {utc_iso(self.first)} to {utc_iso(self.last)} "
                          f"({(self.last - self.first) / 3600:.2f} h), "
@@ -347,12 +371,13 @@ def build_report(rows: Sequence[Mapping[str, Any]], night: str | None = None) ->
     decisions = 0
     down = 0.0
     stopped_at: float | None = None
+    shadow = False
 
     def close(at: float) -> None:
         nonlocal current
         if current is not None and at > current["start"]:
             segments.append(Segment(current["start"], at, current["verdict"],
-                                    current["blockers"]))
+                                    current["blockers"], current.get("shotid")))
         current = None
 
     for row in rows:
@@ -381,7 +406,10 @@ def build_report(rows: Sequence[Mapping[str, Any]], night: str | None = None) ->
             decisions += 1
             close(t)
             blockers = tuple(b for b in (row.get("blockers") or "").split() if b)
-            current = {"start": t, "verdict": what, "blockers": blockers}
+            current = {"start": t, "verdict": what, "blockers": blockers,
+                       "shotid": row.get("shotid")}
+            if not shadow and SHADOW in str(row.get("details") or ""):
+                shadow = json.loads(row["details"]).get(SHADOW) is True
         elif kind == ARMING:
             arming.append((t, what, str(row.get("who") or ""), str(row.get("reason") or "")))
         elif kind == ALERT:
@@ -414,4 +442,4 @@ def build_report(rows: Sequence[Mapping[str, Any]], night: str | None = None) ->
         for name in segment.blockers:
             lost[name] = lost.get(name, 0.0) + segment.end - segment.start
     return NightReport(night, first, last, shots, lost, segments, decisions, alerts, arming,
-                       down)
+                       down, shadow)

@@ -77,6 +77,8 @@ class Orchestrator(MainLoop):
         self.obsnum = obsnum
         self.telescope = TelescopeState()
         self.settings = DecisionSettings.from_config(config)
+        #: Shadow mode ([run] shadow): decide as if allowed, never reserve nor start.
+        self.shadow = config.get_bool("run", "shadow")
         self.scheduler = Scheduler([], self.settings)
         self.alerts = AlertTracker()
         #: The configured programs as last found on PATH (ocd.services.programs).
@@ -112,6 +114,9 @@ class Orchestrator(MainLoop):
         self._recovery: defer.Deferred | None = None
         #: Called with every alert's message (the night log).
         self.alert_listeners: list[Callable[[str], None]] = []
+        #: Called with every shot event of another runner (the crew's
+        #: ``ocd run_shot -e``), which OCD does not publish again (the night log).
+        self.crew_shot_listeners: list[Callable[[Event], None]] = []
         #: Called with (seconds, ok) after each observation-number reservation
         #: (the status service's latency histogram).
         self.reservation_observers: list[Callable[[float, bool], None]] = []
@@ -135,6 +140,9 @@ class Orchestrator(MainLoop):
                                  self.store)
         self.reload_shots(force=True)
         self.check_programs()
+        if self.shadow:
+            self.log.warn("SHADOW mode ([run] shadow = yes): OCD decides as if shots were "
+                          "allowed but never reserves an observation number nor starts a shot")
         super().startService()
         self.schedule_decision()
 
@@ -365,6 +373,11 @@ class Orchestrator(MainLoop):
         key = (event.get("shotid"), event.get("obs_number"))
         if key in self._own_keys:
             return
+        for listener in list(self.crew_shot_listeners):
+            try:
+                listener(event)
+            except Exception:
+                self.log.failure("crew shot listener {listener!r} failed", listener=listener)
         if status == ExecStatus.START:
             exptimes = event.get("exptimes") or self.settings.exptimes
             try:
@@ -482,9 +495,10 @@ class Orchestrator(MainLoop):
         now = self.now()
         monotonic = self.reactor.seconds()
         obsnum = self.obsnum
+        armed = self.arming.state == ArmingState.ALLOWED
         inputs = DecisionInputs(
             telescope=self.telescope,
-            allowed=self.arming.state == ArmingState.ALLOWED,
+            allowed=armed or self.shadow,
             shot_running=self.shots.busy,
             failed_shot=self.failed_shot,
             obsnum_ok=obsnum is None or obsnum.available,
@@ -495,11 +509,12 @@ class Orchestrator(MainLoop):
         decision = decide(inputs, self.scheduler, now, monotonic, self.settings)
         self.counters.increment("decisions")
         self._report(decision, now, monotonic)
-        for blocker, message in self.alerts.update_named(decision.blockers, inputs.allowed, monotonic,
-                                          self.config.get_float("general", "alert_after"),
-                                          decision.details):
+        for blocker, message in self.alerts.update_named(decision.blockers, armed, monotonic,
+                                                         self.config.get_float("general",
+                                                                               "alert_after"),
+                                                         decision.details):
             self.alert(message, kind=f"blocker.{blocker}")
-        if decision.verdict is Verdict.RUN:
+        if decision.verdict is Verdict.RUN and not self.shadow:
             self._start_shot(decision)
         return decision
 
@@ -515,13 +530,17 @@ class Orchestrator(MainLoop):
                           blockers=list(decision.blockers))
         if changed or due:
             self._last_report = monotonic
-            self.publish(Topic.DECISION_MADE, decision.to_fields(now))
+            fields = decision.to_fields(now)
+            if self.shadow:
+                fields["shadow"] = True
+            self.publish(Topic.DECISION_MADE, fields)
 
     # -- acting -------------------------------------------------------------
     def _start_shot(self, decision: Decision) -> None:
         shot, track = decision.shot, decision.track
-        if shot is None or track is None or self.obsnum is None or self.shots.busy:
-            return
+        if self.shadow or shot is None or track is None or self.obsnum is None \
+                or self.shots.busy:
+            return  # shadow mode never starts a shot (checked here too, as a last guard)
         if self.runner is None or self.runner.running is not None or self._stopping \
                 or self._draining:
             return  # our previous shot is still ending, or OCD is stopping

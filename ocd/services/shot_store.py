@@ -303,3 +303,31 @@ class ShotStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def remaining_counts(path: str | os.PathLike[str], shots: list[Shot]) -> list[Shot]:
+    """``shots`` with the remaining counts of the state database at ``path``, read only.
+
+    The same rule as :meth:`ShotStore.sync` (a changed ``n_obs`` in the file
+    wins; a shot the database does not know has its file count) without
+    writing anything: for ``ocd plan``, which must not touch a running OCD's
+    state. A missing file means nothing observed yet.
+    """
+    if not os.path.exists(path):
+        return list(shots)
+    db = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
+    try:
+        stored = {row[0]: (row[1], row[2])
+                  for row in db.execute("SELECT shotid, file_n_obs, remaining FROM shots")}
+    except sqlite3.OperationalError:  # a new, empty file: no table yet
+        stored = {}
+    finally:
+        db.close()
+    out = []
+    for shot in shots:
+        known = stored.get(shot.shotid)
+        if known is None or known[0] != shot.n_obs or known[1] == shot.n_obs:
+            out.append(shot)
+        else:
+            out.append(shot.with_n_obs(known[1]))
+    return out

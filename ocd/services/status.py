@@ -115,6 +115,7 @@ class StatusProvider:
             shots=self._running_shots(),
             next=self._next_shot(decision, monotonic),
             counters=loop.counters.snapshot(),
+            shadow=bool(getattr(loop, "shadow", False)),
         )
 
     def _tcs_urls(self) -> tuple[str, list[str]]:

@@ -46,6 +46,45 @@ class NightPlan:
     config: Config
     shot_count: int
     speedup: float
+    #: The replayed slice of the night (epoch s): sunset to its end.
+    span: tuple[float, float] | None = None
+
+    def dark(self) -> tuple[float, float]:
+        """The dark part of the replayed slice (the Sun below ``[scheduler] max_sun_alt``)."""
+        from ocd.core.plan import dark_span
+        from ocd.core.scheduler import Scheduler
+        from ocd.sim.night import DEFAULT_DATE
+        from ocd.services.nightlog import night_of
+
+        settings = self._settings()
+        date = night_of(self.span[0]) if self.span else DEFAULT_DATE
+        dusk, dawn = dark_span(Scheduler([], settings), date, settings.max_sun_alt)
+        return dusk, min(dawn, self.span[1]) if self.span else dawn
+
+    def _settings(self) -> Any:
+        from ocd.core.decide import DecisionSettings
+
+        return DecisionSettings.from_config(self.config)
+
+
+def expected_plan(plan: NightPlan) -> Any:
+    """What ``ocd plan`` says of this simulated night (its slice, its list and settings)."""
+    from ocd.core.plan import plan_night
+    from ocd.core.scheduler import Scheduler
+    from ocd.core.shots import parse_shot_file
+
+    settings = plan._settings()
+    shots = parse_shot_file(plan.config.get_path("shots", "shot_file"))
+    dusk, end = plan.dark()
+    return plan_night(Scheduler(shots, settings), settings, dusk, end,
+                      plan.config.get_float("decision", "decide_interval"))
+
+
+def check_night(expected: Any, report: NightReport) -> Any:
+    """How the simulated night went against ``expected`` (a :class:`ocd.core.plan.NightPlan`)."""
+    from ocd.core.plan import check_against_plan
+
+    return check_against_plan(expected, [(s.shotid, s.start) for s in report.shots])
 
 
 def standin_command(module: str, *words: str) -> str:
@@ -76,10 +115,11 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
         params["bad_weather_minutes"] = bad_weather_minutes
     night_db = cached_night(**params)
     dusk, dawn = night_span(date, horizon_deg=-12.0)
+    sunset, sunrise = night_span(date)
+    span = (sunset, sunrise if hours is None else sunset + hours * 3600)
     if hours is not None:
         # The generated slice starts at sunset, not at dusk: shots past its
         # end could never run.
-        sunset, _sunrise = night_span(date)
         dawn = min(dawn, sunset + hours * 3600)
     sample = make_sample_shots(dusk + 1800, dawn - 1800, shots, seed=seed)
     shot_file = workdir / "shots.txt"
@@ -113,7 +153,7 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
     config = Config.load(None, overrides)
     os.environ["OCD_STANDIN_SPEEDUP"] = f"{speedup:g}"
     os.environ["OCD_STANDIN_LOG"] = str(workdir / "standins.jsonl")
-    return NightPlan(workdir, night_db, config, len(sample), speedup)
+    return NightPlan(workdir, night_db, config, len(sample), speedup, span)
 
 
 @defer.inlineCallbacks

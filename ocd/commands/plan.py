@@ -1,0 +1,101 @@
+"""``ocd plan [DATE]``: the shots OCD would run tonight on a clear night, in order.
+
+From the shot list (``[shots] shot_file``), the remaining counts in
+``[shots] state_db`` (read only), ``[run_shot] exptimes`` and the
+``[scheduler]`` settings, :func:`ocd.core.plan.plan_night` runs OCD's own
+decision and scheduler on a simulated clock through the dark span of the
+night. It reads no TCS and starts nothing. DATE is the date of the evening
+the night begins (default: the night at the HET that is coming or under way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date as Date
+from typing import Any
+
+from ocd.config import Config
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def _date(text: str) -> str:
+    try:
+        return Date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
+    parser = sub(subparsers, "plan",
+                 "Tonight's plan: the shots OCD would run on a clear night, in order, each "
+                 "with its track, start and end; the dark span and the idle hours. Uses the "
+                 "shot list, the remaining counts in [shots] state_db, [run_shot] exptimes and "
+                 "the [scheduler] settings; reads no TCS and starts nothing.", epilog=None)
+    parser.set_defaults(command_module="plan")
+    add_config(parser)
+    parser.add_argument("date", nargs="?", type=_date, default=None,
+                        help="Night to plan, as the date of its evening (YYYY-MM-DD; default: "
+                             "the coming night at the HET, or the one under way)")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE.png",
+                        help="Also draw the plan (shots on the night's time axis, the dark "
+                             "span shaded) as a PNG")
+    parser.add_argument("--json", action="store_true",
+                        help="Print the plan as JSON (ISO 8601 times and epoch seconds)")
+
+
+def make_plan(config: Config, night: str) -> Any:
+    """The :class:`ocd.core.plan.NightPlan` of ``night`` from the configuration's files.
+
+    Raises ``ValueError`` (a bad or missing shot list included) with a
+    message that names what is wrong.
+    """
+    from ocd.core.decide import DecisionSettings
+    from ocd.core.plan import dark_span, plan_night
+    from ocd.core.scheduler import Scheduler
+    from ocd.core.shots import ShotListError, parse_shot_file
+    from ocd.services.shot_store import remaining_counts
+
+    path = config.get_path("shots", "shot_file")
+    if path is None:
+        raise ValueError("no shot list: [shots] shot_file is empty")
+    if not path.exists():
+        raise ValueError(f"no shot list: [shots] shot_file {path} does not exist")
+    try:
+        shots = parse_shot_file(path)
+    except ShotListError as exc:
+        raise ValueError(f"shot list refused: {exc}") from None
+    state_db = config.get_path("shots", "state_db")
+    if state_db is not None:
+        shots = remaining_counts(state_db, shots)
+    settings = DecisionSettings.from_config(config)
+    scheduler = Scheduler(shots, settings)
+    dusk, dawn = dark_span(scheduler, night, settings.max_sun_alt)
+    return plan_night(scheduler, settings, dusk, dawn,
+                      config.get_float("decision", "decide_interval"))
+
+
+def main(args: argparse.Namespace, config: Config) -> int:
+    from ocd.services.nightlog import night_of
+
+    night = args.date or night_of(time.time())
+    try:
+        plan = make_plan(config, night)
+    except ValueError as exc:
+        print(f"ocd plan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"night": night, **plan.to_json()}, indent=2))
+    else:
+        print(f"Night of {night} at the HET, on a clear sky")
+        print(plan.format())
+    if args.output:
+        from ocd.services.night_plot import plot_plan
+
+        written = plot_plan(plan, args.output, title=f"OCD plan, night of {night}: "
+                            f"{len(plan.shots)} shot(s), idle {plan.idle_seconds / 3600:.1f} h")
+        print(f"picture: {written}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
