@@ -7,27 +7,20 @@ the listeners of ``publish`` (the one place every outgoing event passes).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from bus_helpers import event_on, feed_good_sky
+from bus_helpers import NIGHT, clock_loop_config
+from bus_helpers import control_event as control
+from bus_helpers import good_sky_now as good_sky
 from bus_helpers import tcs_event as tcs
 from ocd.config import Config
 from ocd.core.events import UrlKind
 from ocd.services.obsnum import ObsnumUnavailable
 from ocd.services.orchestrator import Orchestrator, track_azimuth
-from ocd.sim.shotlist import make_sample_shots, shot_list_text
-
-STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
-STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
-
-# A dark moment of the default sample night (2025-02-20, 06:00 UTC).
-NIGHT = 1740031200.0
-
 
 class UnreachableObsnum:
     """Stands in for ObsnumPool when the database is down (same interface)."""
@@ -62,31 +55,12 @@ def test_fake_obsnum_matches_the_real_interface():
     assert (pool.available, pool.last_error) == (True, None)
 
 
-def control(kind: UrlKind, topic: str, **fields) -> object:
-    return event_on(kind, topic, NIGHT, **fields)
-
-
-def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
-    feed_good_sky(loop, t)
-    clock.advance(0)
-
-
 @pytest.fixture
 def make_loop(tmp_path: Path):
     loops = []
 
     def make(obsnum=None, shots: int = 6, options: dict | None = None) -> tuple[Orchestrator, Clock, list]:
-        sample = make_sample_shots(NIGHT - 3600, NIGHT + 3600, shots, seed=3)
-        shot_file = tmp_path / "shots.txt"
-        shot_file.write_text(shot_list_text(sample))
-        overrides = [("shots", "shot_file", str(shot_file)),
-                     ("shots", "state_db", str(tmp_path / "state.sqlite")),
-                     ("run_shot", "syscmd_command", STANDIN_SYSCMD),
-                     ("run_shot", "dither_command", STANDIN_DITHER),
-                     # TCS times of 2025 on a Clock that starts near 0
-                     ("dates", "max_time_offset", "0")]
-        overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
-        config = Config.load(None, overrides)
+        config = clock_loop_config(tmp_path, shots, options=options)
         clock = Clock()
         clock.advance(1000)
         loop = Orchestrator(config, clock, obsnum=obsnum)

@@ -16,24 +16,14 @@ import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
-from bus_helpers import event_on, feed_good_sky
+from bus_helpers import NIGHT, clock_loop_config
+from bus_helpers import control_event as control
+from bus_helpers import good_sky_now as good_sky
 from bus_helpers import tcs_event as tcs
 from ocd.config import Config, ConfigError
 from ocd.core.events import MalformedEvent, UrlKind
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import StatusProvider, status_service
-from ocd.sim.shotlist import make_sample_shots, shot_list_text
-
-STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
-STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
-
-# A dark moment of the default sample night (2025-02-20, 06:00 UTC).
-NIGHT = 1740031200.0
-
-
-def control(kind: UrlKind, topic: str, **fields):
-    return event_on(kind, topic, NIGHT, **fields)
-
 
 def arm(loop: Orchestrator, allow: bool = True) -> None:
     """Through the main loop's own handler, as ``ocd allow_hetdex`` would."""
@@ -41,28 +31,14 @@ def arm(loop: Orchestrator, allow: bool = True) -> None:
                               allow=allow, id="test", reason="status test"))
 
 
-def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
-    feed_good_sky(loop, t)
-    clock.advance(0)
-
-
 @pytest.fixture
 def make_loop(tmp_path: Path):
     made = []
 
     def make(options: dict | None = None) -> tuple[Orchestrator, Clock, StatusProvider]:
-        sample = make_sample_shots(NIGHT - 3600, NIGHT + 3600, 6, seed=3)
-        shot_file = tmp_path / "shots.txt"
-        shot_file.write_text(shot_list_text(sample))
-        overrides = [("shots", "shot_file", str(shot_file)),
-                     ("shots", "state_db", str(tmp_path / "state.sqlite")),
-                     ("status", "endpoint", "tcp:0:interface=127.0.0.1"),
-                     ("run_shot", "syscmd_command", STANDIN_SYSCMD),
-                     ("run_shot", "dither_command", STANDIN_DITHER),
-                     # TCS times of 2025 on a Clock that starts near 0
-                     ("dates", "max_time_offset", "0")]
-        overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
-        config = Config.load(None, overrides)
+        config = clock_loop_config(
+            tmp_path, extra=[("status", "endpoint", "tcp:0:interface=127.0.0.1")],
+            options=options)
         clock = Clock()
         clock.advance(1000)
         loop = Orchestrator(config, clock)  # no obsnum pool: a run verdict starts nothing
