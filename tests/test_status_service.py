@@ -370,3 +370,24 @@ def test_twistd_ocd_serves_its_status(tmp_path, free_url, child_env):
     assert child.returncode in (0, -15), out
     assert "Traceback" not in out
     assert f"status page on http://127.0.0.1:{port}/" in out
+
+
+@pytest.mark.parametrize("path", [b"status", b"healthz", b"metrics"])
+def test_a_source_that_raises_answers_500_naming_the_page(path):
+    """Each page logs its own failure and says which page could not be built."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from ocd.protocols.status_web import status_resource
+
+    class Broken:
+        def snapshot(self):
+            raise RuntimeError("broken")
+
+        health = metrics = snapshot
+
+    request = DummyRequest([path])
+    page = status_resource(Broken()).getChildWithDefault(path, request)
+    body = page.render_GET(request)
+    assert request.responseCode == 500
+    assert body == f"OCD could not build /{path.decode()}; see its log\n".encode()
+    assert request.responseHeaders.getRawHeaders(b"cache-control") == [b"no-store"]
