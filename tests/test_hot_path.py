@@ -92,16 +92,24 @@ def test_metrology_window_matches_a_plain_filter():
 def test_a_huge_integer_is_a_malformed_event_not_a_crash():
     import pytest
 
-    from ocd.core.events import MalformedEvent, UrlKind, parse_frames
+    import json
+
+    from ocd.core.events import MalformedEvent, UrlKind, event_from_payload, parse_frames
 
     huge = "1" + "0" * 400
     payload = ('{"__system":"legacy","__source":"weather","__key":"status","__data_time":1.0,'
                '"__wire_time":1.0,"__data":false,"humidity":' + huge +
                ',"wind_speed":1,"ambtemp":1,"dewpoint":1}')
+    # On the wire, the decoder (orjson) refuses an integer beyond 64 bits: bad JSON.
     with pytest.raises(MalformedEvent) as info:
         parse_frames([b"legacy.weather.status", payload.encode()], UrlKind.TCS)
-    assert info.value.kind == "bad_field"
-    timed = payload.replace('"__data_time":1.0', '"__data_time":' + huge)
+    assert info.value.kind == "bad_json"
+    # A payload decoded elsewhere (the replay reader) still meets the field checks.
+    decoded = json.loads(payload)
     with pytest.raises(MalformedEvent) as info:
-        parse_frames([b"legacy.weather.status", timed.encode()], UrlKind.TCS)
+        event_from_payload("legacy.weather.status", decoded, UrlKind.TCS)
+    assert info.value.kind == "bad_field"
+    timed = json.loads(payload.replace('"__data_time":1.0', '"__data_time":' + huge))
+    with pytest.raises(MalformedEvent) as info:
+        event_from_payload("legacy.weather.status", timed, UrlKind.TCS)
     assert info.value.kind == "bad_time"
