@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ocd.config import Config
+from ocd.core.events import Event, UrlKind, event_from_payload, make_payload
+
+#: A dark moment of the default sample night (2025-02-20, 06:00 UTC).
+NIGHT = 1740031200.0
+STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
+STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
 
 
 def make_config(free_url: Callable[[], str], **extra: str) -> Config:
@@ -85,3 +92,58 @@ def sleep(seconds: float):
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, seconds, lambda: None)
+
+
+def event_on(kind: UrlKind, topic: str, data_time: float, **fields: Any) -> Event:
+    """An event as a subscriber on a ``kind`` URL hands it to the main loop."""
+    url = "tcp://tcs" if kind is UrlKind.TCS else "tcp://control"
+    return event_from_payload(topic, make_payload(topic, fields, data_time, data_time), kind, url)
+
+
+def tcs_event(topic: str, t: float, **fields: Any) -> Event:
+    """A TCS event whose data time is ``t``."""
+    return event_on(UrlKind.TCS, topic, t, **fields)
+
+
+def feed_good_sky(loop: Any, t: float) -> None:
+    """Feed ``loop`` a TCS that says: alive, dry, calm, open, good seeing."""
+    loop.handle_event(tcs_event("tcs.receiver.heartbeat", t))
+    loop.handle_event(tcs_event("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
+                                dewpoint=-10))
+    loop.handle_event(tcs_event("legacy.shutter.status", t, state="open"))
+    loop.handle_event(tcs_event("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
+                                valid=True))
+
+
+def control_event(kind: UrlKind, topic: str, **fields: Any) -> Event:
+    """A control event (``allow_hetdex``, ``config``, ...) with data time :data:`NIGHT`."""
+    return event_on(kind, topic, NIGHT, **fields)
+
+
+def good_sky_now(loop: Any, clock: Any, t: float) -> None:
+    """:func:`feed_good_sky`, then let the loop's Clock run what is due now."""
+    feed_good_sky(loop, t)
+    clock.advance(0)
+
+
+def clock_loop_config(tmp_path: Path, shots: int = 6, extra: Sequence[tuple[str, str, str]] = (),
+                      options: dict | None = None) -> Config:
+    """Configuration of a main loop on a Clock, its files in ``tmp_path``.
+
+    A sample shot list of ``shots`` shots around :data:`NIGHT`, the stand-ins
+    as programs, and TCS times of 2025 accepted on a Clock that starts near 0;
+    then the ``extra`` overrides and ``options`` ({(section, option): value}).
+    """
+    from ocd.sim.shotlist import make_sample_shots, shot_list_text
+
+    sample = make_sample_shots(NIGHT - 3600, NIGHT + 3600, shots, seed=3)
+    shot_file = tmp_path / "shots.txt"
+    shot_file.write_text(shot_list_text(sample))
+    overrides = [("shots", "shot_file", str(shot_file)),
+                 ("shots", "state_db", str(tmp_path / "state.sqlite")),
+                 ("run_shot", "syscmd_command", STANDIN_SYSCMD),
+                 ("run_shot", "dither_command", STANDIN_DITHER),
+                 ("dates", "max_time_offset", "0"),
+                 *extra]
+    overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
+    return Config.load(None, overrides)

@@ -82,3 +82,14 @@ else:
                               suppress_health_check=[HealthCheck.too_slow])
     settings.register_profile("thorough", max_examples=2000, deadline=None, database=None)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ocd"))
+
+
+@pytest.fixture
+def logged():
+    """Every twisted.logger event emitted during the test, in order."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    yield events
+    globalLogPublisher.removeObserver(events.append)

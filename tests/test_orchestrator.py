@@ -7,25 +7,20 @@ the listeners of ``publish`` (the one place every outgoing event passes).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
+from bus_helpers import NIGHT, clock_loop_config
+from bus_helpers import control_event as control
+from bus_helpers import good_sky_now as good_sky
+from bus_helpers import tcs_event as tcs
 from ocd.config import Config
-from ocd.core.events import UrlKind, event_from_payload, make_payload
+from ocd.core.events import UrlKind
 from ocd.services.obsnum import ObsnumUnavailable
 from ocd.services.orchestrator import Orchestrator, track_azimuth
-from ocd.sim.shotlist import make_sample_shots, shot_list_text
-
-STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
-STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
-
-# A dark moment of the default sample night (2025-02-20, 06:00 UTC).
-NIGHT = 1740031200.0
-
 
 class UnreachableObsnum:
     """Stands in for ObsnumPool when the database is down (same interface)."""
@@ -60,42 +55,12 @@ def test_fake_obsnum_matches_the_real_interface():
     assert (pool.available, pool.last_error) == (True, None)
 
 
-def tcs(topic: str, t: float, **fields) -> object:
-    payload = make_payload(topic, fields, t, t)
-    return event_from_payload(topic, payload, UrlKind.TCS, "tcp://tcs")
-
-
-def control(kind: UrlKind, topic: str, **fields) -> object:
-    payload = make_payload(topic, fields, NIGHT, NIGHT)
-    return event_from_payload(topic, payload, kind, "tcp://control")
-
-
-def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
-    loop.handle_event(tcs("tcs.receiver.heartbeat", t))
-    loop.handle_event(tcs("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
-                          dewpoint=-10))
-    loop.handle_event(tcs("legacy.shutter.status", t, state="open"))
-    loop.handle_event(tcs("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
-                          valid=True))
-    clock.advance(0)
-
-
 @pytest.fixture
 def make_loop(tmp_path: Path):
     loops = []
 
     def make(obsnum=None, shots: int = 6, options: dict | None = None) -> tuple[Orchestrator, Clock, list]:
-        sample = make_sample_shots(NIGHT - 3600, NIGHT + 3600, shots, seed=3)
-        shot_file = tmp_path / "shots.txt"
-        shot_file.write_text(shot_list_text(sample))
-        overrides = [("shots", "shot_file", str(shot_file)),
-                     ("shots", "state_db", str(tmp_path / "state.sqlite")),
-                     ("run_shot", "syscmd_command", STANDIN_SYSCMD),
-                     ("run_shot", "dither_command", STANDIN_DITHER),
-                     # TCS times of 2025 on a Clock that starts near 0
-                     ("dates", "max_time_offset", "0")]
-        overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
-        config = Config.load(None, overrides)
+        config = clock_loop_config(tmp_path, shots, options=options)
         clock = Clock()
         clock.advance(1000)
         loop = Orchestrator(config, clock, obsnum=obsnum)

@@ -166,20 +166,10 @@ def test_stop_all_ends_every_child_and_marks_them_stopped():
 
 
 @pytest_twisted.inlineCallbacks
-def test_long_output_lines_are_cut_and_logged(capture_log):
+def test_long_output_lines_are_cut_and_logged(logged):
     code = "print('x' * 2000); print('short')"
     yield run([PY, "-c", code], name="chatty", timeout=10)
-    lines = [e["line"] for e in capture_log if e.get("name") == "chatty" and "line" in e]
+    lines = [e["line"] for e in logged if e.get("name") == "chatty" and "line" in e]
     assert "short" in lines
     long_line = next(line for line in lines if line.startswith("xxx"))
     assert len(long_line) < 600 and "more characters" in long_line
-
-
-@pytest.fixture
-def capture_log():
-    from twisted.logger import globalLogPublisher
-
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)

@@ -16,28 +16,14 @@ import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
+from bus_helpers import NIGHT, clock_loop_config
+from bus_helpers import control_event as control
+from bus_helpers import good_sky_now as good_sky
+from bus_helpers import tcs_event as tcs
 from ocd.config import Config, ConfigError
-from ocd.core.events import MalformedEvent, UrlKind, event_from_payload, make_payload
+from ocd.core.events import MalformedEvent, UrlKind
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import StatusProvider, status_service
-from ocd.sim.shotlist import make_sample_shots, shot_list_text
-
-STANDIN_SYSCMD = f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}"
-STANDIN_DITHER = f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}} --exptime {{seconds}}"
-
-# A dark moment of the default sample night (2025-02-20, 06:00 UTC).
-NIGHT = 1740031200.0
-
-
-def tcs(topic: str, t: float, **fields):
-    return event_from_payload(topic, make_payload(topic, fields, t, t), UrlKind.TCS,
-                              "tcp://tcs")
-
-
-def control(kind: UrlKind, topic: str, **fields):
-    return event_from_payload(topic, make_payload(topic, fields, NIGHT, NIGHT), kind,
-                              "tcp://control")
-
 
 def arm(loop: Orchestrator, allow: bool = True) -> None:
     """Through the main loop's own handler, as ``ocd allow_hetdex`` would."""
@@ -45,33 +31,14 @@ def arm(loop: Orchestrator, allow: bool = True) -> None:
                               allow=allow, id="test", reason="status test"))
 
 
-def good_sky(loop: Orchestrator, clock: Clock, t: float) -> None:
-    loop.handle_event(tcs("tcs.receiver.heartbeat", t))
-    loop.handle_event(tcs("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
-                          dewpoint=-10))
-    loop.handle_event(tcs("legacy.shutter.status", t, state="open"))
-    loop.handle_event(tcs("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
-                          valid=True))
-    clock.advance(0)
-
-
 @pytest.fixture
 def make_loop(tmp_path: Path):
     made = []
 
     def make(options: dict | None = None) -> tuple[Orchestrator, Clock, StatusProvider]:
-        sample = make_sample_shots(NIGHT - 3600, NIGHT + 3600, 6, seed=3)
-        shot_file = tmp_path / "shots.txt"
-        shot_file.write_text(shot_list_text(sample))
-        overrides = [("shots", "shot_file", str(shot_file)),
-                     ("shots", "state_db", str(tmp_path / "state.sqlite")),
-                     ("status", "endpoint", "tcp:0:interface=127.0.0.1"),
-                     ("run_shot", "syscmd_command", STANDIN_SYSCMD),
-                     ("run_shot", "dither_command", STANDIN_DITHER),
-                     # TCS times of 2025 on a Clock that starts near 0
-                     ("dates", "max_time_offset", "0")]
-        overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
-        config = Config.load(None, overrides)
+        config = clock_loop_config(
+            tmp_path, extra=[("status", "endpoint", "tcp:0:interface=127.0.0.1")],
+            options=options)
         clock = Clock()
         clock.advance(1000)
         loop = Orchestrator(config, clock)  # no obsnum pool: a run verdict starts nothing
@@ -403,3 +370,24 @@ def test_twistd_ocd_serves_its_status(tmp_path, free_url, child_env):
     assert child.returncode in (0, -15), out
     assert "Traceback" not in out
     assert f"status page on http://127.0.0.1:{port}/" in out
+
+
+@pytest.mark.parametrize("path", [b"status", b"healthz", b"metrics"])
+def test_a_source_that_raises_answers_500_naming_the_page(path):
+    """Each page logs its own failure and says which page could not be built."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from ocd.protocols.status_web import status_resource
+
+    class Broken:
+        def snapshot(self):
+            raise RuntimeError("broken")
+
+        health = metrics = snapshot
+
+    request = DummyRequest([path])
+    page = status_resource(Broken()).getChildWithDefault(path, request)
+    body = page.render_GET(request)
+    assert request.responseCode == 500
+    assert body == f"OCD could not build /{path.decode()}; see its log\n".encode()
+    assert request.responseHeaders.getRawHeaders(b"cache-control") == [b"no-store"]

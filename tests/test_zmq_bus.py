@@ -14,6 +14,26 @@ from ocd.core.events import make_event
 pytestmark = pytest.mark.integration
 
 
+def received_while(send, sub, step: float):
+    """Call ``send()`` every ``step`` s until the raw SUB socket ``sub`` receives.
+
+    A Deferred firing with the first message's frames, or None after 5 s
+    (a SUB socket misses what is sent before it has connected, so one send
+    is not enough).
+    """
+    got: list[list[bytes]] = []
+
+    def poll() -> bool:
+        send()
+        try:
+            got.append(sub.recv_multipart(zmq.NOBLOCK))
+        except zmq.Again:
+            pass
+        return bool(got)
+
+    return wait_until(poll, 5.0, step).addCallback(lambda ok: got[0] if ok else None)
+
+
 def test_bind_error_names_the_url_and_reason(free_url):
     from ocd.protocols.zmq import BindError, Bus
 
@@ -42,19 +62,11 @@ def test_publish_sends_two_frames(free_url):
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(url)
     publisher = bus.publisher([url])
-    got = []
-
-    def poll():
-        publisher.publish(make_event("ocd.heartbeat.reply", {"id": "a"}, 1.0, 2.0))
-        try:
-            got.append(sub.recv_multipart(zmq.NOBLOCK))
-        except zmq.Again:
-            pass
-        return bool(got)
-
+    event = make_event("ocd.heartbeat.reply", {"id": "a"}, 1.0, 2.0)
     try:
-        assert (yield wait_until(poll, 5.0, 0.05))
-        assert len(got[0]) == 2 and got[0][0] == b"ocd.heartbeat.reply"
+        got = yield received_while(lambda: publisher.publish(event), sub, 0.05)
+        assert got is not None, "nothing received"
+        assert len(got) == 2 and got[0] == b"ocd.heartbeat.reply"
     finally:
         sub.close(linger=0)
         raw.term()
@@ -262,19 +274,9 @@ def test_any_frame_count_but_two_is_malformed_and_txzmq_publish_sends_two():
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     publisher = bus.publisher(["tcp://127.0.0.1:*"])
     sub.connect(publisher.socket.getsockopt(zmq.LAST_ENDPOINT).decode())
-    got = []
-
-    def poll():
-        publisher.publish(good[1], tag=good[0])
-        try:
-            got.append(sub.recv_multipart(zmq.NOBLOCK))
-        except zmq.Again:
-            pass
-        return bool(got)
-
     try:
-        assert (yield wait_until(poll, 5.0, 0.02))
-        assert got[0] == good
+        got = yield received_while(lambda: publisher.publish(good[1], tag=good[0]), sub, 0.02)
+        assert got == good
     finally:
         sub.close(linger=0)
         listener.term()

@@ -24,6 +24,17 @@ def extra_subcommands() -> list[Callable[..., Any]]:
     return [importlib.import_module(f"ocd.commands.{name}").add_parser for name in EXTRA_MODULES]
 
 
+def night_date(text: str) -> str:
+    """argparse type of a night's date (YYYY-MM-DD, the date of its evening)."""
+    import argparse
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
 def not_available(name: str) -> int:
     """The answer of a subcommand whose implementation has not landed yet."""
     print(f"ocd {name}: not available yet", file=sys.stderr)

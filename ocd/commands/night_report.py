@@ -12,19 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date as Date
 from typing import Any
 
+from ocd.commands import night_date
 from ocd.config import Config
 
 EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
-
-
-def _date(text: str) -> str:
-    try:
-        return Date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
@@ -34,7 +27,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                  "and optionally a timeline picture.", epilog=None)
     parser.set_defaults(command_module="night_report")
     add_config(parser)
-    parser.add_argument("date", nargs="?", type=_date, default=None,
+    parser.add_argument("date", nargs="?", type=night_date, default=None,
                         help="Night to report, as the date of its evening (YYYY-MM-DD; "
                              "default: the last night in the log)")
     parser.add_argument("-l", "--night-log", default=None,

@@ -14,19 +14,12 @@ import argparse
 import json
 import sys
 import time
-from datetime import date as Date
 from typing import Any
 
+from ocd.commands import night_date
 from ocd.config import Config
 
 EXIT_OK, EXIT_USAGE = 0, 2
-
-
-def _date(text: str) -> str:
-    try:
-        return Date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
@@ -37,7 +30,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                  "the [scheduler] settings; reads no TCS and starts nothing.", epilog=None)
     parser.set_defaults(command_module="plan")
     add_config(parser)
-    parser.add_argument("date", nargs="?", type=_date, default=None,
+    parser.add_argument("date", nargs="?", type=night_date, default=None,
                         help="Night to plan, as the date of its evening (YYYY-MM-DD; default: "
                              "the coming night at the HET, or the one under way)")
     parser.add_argument("-o", "--output", default=None, metavar="FILE.png",

@@ -11,17 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date as Date
 from typing import Any
 
+from ocd.commands import night_date
 from ocd.config import Config
-
-
-def _date(text: str) -> str:
-    try:
-        return Date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def _time(text: str) -> float:
@@ -58,7 +51,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                         help="Write into the cache folder (OCD_CACHE_DIR, else $XDG_CACHE_HOME/ocd "
                              "or ~/.cache/ocd), reuse the file if it is there, print its path")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random generator")
-    parser.add_argument("--date", type=_date, default=DEFAULT_DATE,
+    parser.add_argument("--date", type=night_date, default=DEFAULT_DATE,
                         help="Local date of the evening the night starts (the night runs from "
                              "sunset to sunrise at the HET)")
     parser.add_argument("--hours", type=_positive,

@@ -14,13 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ocd.commands import night_date
 from ocd.config import Config
-
-
-def _date(text: str) -> str:
-    from ocd.commands.sample_night import _date as date
-
-    return date(text)
 
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
@@ -34,7 +29,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                         help="Folder for the shot list, shuffle files, databases and night log "
                              "(default: simulated-night in the cache folder)")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the night and the shot list")
-    parser.add_argument("--date", type=_date, default=None, help="Night to simulate (YYYY-MM-DD)")
+    parser.add_argument("--date", type=night_date, default=None, help="Night to simulate (YYYY-MM-DD)")
     parser.add_argument("--shots", type=int, default=24, help="Number of shots in the list")
     parser.add_argument("--speedup", type=float, default=400.0,
                         help="How much faster than real time the night runs")

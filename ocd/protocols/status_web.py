@@ -40,59 +40,74 @@ def _failed(request: Any, what: str) -> bytes:
     return f"OCD could not build {what}; see its log\n".encode()
 
 
-class StatusJson(Resource):
+class _SourceResource(Resource):
+    """A leaf that answers GET from the status source, or 500 if that fails.
+
+    Subclasses say what they read (:meth:`read`) and how it goes out
+    (:meth:`answer`); a source that raises is logged once, here, with the path.
+    """
+
+    isLeaf = True
+    #: The path named in the log and the 500 body when the source fails.
+    path = ""
+
+    def __init__(self, source: StatusSource):
+        super().__init__()
+        self.source = source
+
+    def read(self) -> Any:
+        raise NotImplementedError
+
+    def answer(self, request: Any, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def render_GET(self, request: Any) -> bytes:
+        try:
+            value = self.read()
+        except Exception:
+            return _failed(request, self.path)
+        return self.answer(request, value)
+
+
+class StatusJson(_SourceResource):
     """``GET /status``: the snapshot as JSON."""
 
-    isLeaf = True
+    path = "/status"
 
-    def __init__(self, source: StatusSource):
-        super().__init__()
-        self.source = source
+    def read(self) -> str:
+        return json.dumps(self.source.snapshot(), indent=1, sort_keys=False)
 
-    def render_GET(self, request: Any) -> bytes:
-        try:
-            body = json.dumps(self.source.snapshot(), indent=1, sort_keys=False)
-        except Exception:
-            return _failed(request, "/status")
+    def answer(self, request: Any, value: str) -> bytes:
         _no_store(request, b"application/json")
-        return body.encode("utf-8") + b"\n"
+        return value.encode("utf-8") + b"\n"
 
 
-class Healthz(Resource):
+class Healthz(_SourceResource):
     """``GET /healthz``: 200 ``ok`` or 503 with the reason, in plain text."""
 
-    isLeaf = True
+    path = "/healthz"
 
-    def __init__(self, source: StatusSource):
-        super().__init__()
-        self.source = source
+    def read(self) -> Health:
+        return self.source.health()
 
-    def render_GET(self, request: Any) -> bytes:
-        try:
-            state = self.source.health()
-        except Exception:
-            return _failed(request, "/healthz")
+    def answer(self, request: Any, value: Health) -> bytes:
         _no_store(request, b"text/plain; charset=utf-8")
-        if not state.ok:
+        if not value.ok:
             request.setResponseCode(503)
-            return f"unhealthy: {state.reason}\n".encode()
-        return f"ok: {state.reason}\n".encode()
+            return f"unhealthy: {value.reason}\n".encode()
+        return f"ok: {value.reason}\n".encode()
 
 
-class Metrics(Resource):
+class Metrics(_SourceResource):
     """``GET /metrics``: Prometheus text from the provider's own registry."""
 
-    isLeaf = True
+    path = "/metrics"
 
-    def __init__(self, source: StatusSource):
-        super().__init__()
-        self.source = source
+    def read(self) -> tuple[bytes, str]:
+        return self.source.metrics()
 
-    def render_GET(self, request: Any) -> bytes:
-        try:
-            body, content_type = self.source.metrics()
-        except Exception:
-            return _failed(request, "/metrics")
+    def answer(self, request: Any, value: tuple[bytes, str]) -> bytes:
+        body, content_type = value
         _no_store(request, content_type.encode())
         return body
 

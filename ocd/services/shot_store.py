@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from twisted.logger import Logger
 
@@ -153,16 +154,16 @@ class ShotStore:
                 if name not in have:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
-    def _write(self, what: str, statements: list[tuple[str, Any]]) -> None:
-        """Run ``statements`` in one transaction; a failure is a StateDbError."""
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed, or rolled back and a StateDbError.
+
+        ``what`` finishes the message "cannot write ...".
+        """
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    if isinstance(params, list):
-                        self._db.executemany(sql, params)
-                    else:
-                        self._db.execute(sql, params)
+                yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -170,6 +171,15 @@ class ShotStore:
                 raise
         except sqlite3.Error as exc:
             raise StateDbError(self.path, f"cannot write {what}: {_problem(exc)}") from None
+
+    def _write(self, what: str, statements: list[tuple[str, Any]]) -> None:
+        """Run ``statements`` in one transaction; a failure is a StateDbError."""
+        with self._transaction(what) as db:
+            for sql, params in statements:
+                if isinstance(params, list):
+                    db.executemany(sql, params)
+                else:
+                    db.execute(sql, params)
 
     def sync(self, shots: list[Shot]) -> list[Shot]:
         """Merge a freshly read, *valid* shot list; return it with the remaining counts.
@@ -247,23 +257,13 @@ class ShotStore:
         A count that cannot be written raises :class:`StateDbError`: the
         caller must treat the shot as failed, never run it again for it.
         """
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = self._db.execute(
-                    "UPDATE shots SET remaining = MAX(remaining - 1, 0) WHERE shotid = ?",
-                    (shotid,))
-                changed = cursor.rowcount
-                row = self._db.execute("SELECT remaining FROM shots WHERE shotid = ?",
-                                       (shotid,)).fetchone()
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StateDbError(self.path, f"cannot write the remaining count of shot {shotid}: "
-                               f"{_problem(exc)}") from None
+        with self._transaction(f"the remaining count of shot {shotid}") as db:
+            cursor = db.execute(
+                "UPDATE shots SET remaining = MAX(remaining - 1, 0) WHERE shotid = ?",
+                (shotid,))
+            changed = cursor.rowcount
+            row = db.execute("SELECT remaining FROM shots WHERE shotid = ?",
+                             (shotid,)).fetchone()
         if changed == 0:
             self.log.info("shot {shotid} finished but is not in the shot list: nothing to count down",
                           shotid=shotid)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bus_helpers import event_on, feed_good_sky, tcs_event
+
 
 
 class TinyFs:
@@ -102,16 +104,10 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def control(kind, topic: str, data_time: float = 0.0, **fields):
-    from ocd.core.events import event_from_payload, make_payload
-
-    payload = make_payload(topic, fields, data_time, data_time)
-    return event_from_payload(topic, payload, kind, "tcp://control")
+    return event_on(kind, topic, data_time, **fields)
 
 
-def tcs(topic: str, t: float, **fields):
-    from ocd.core.events import UrlKind
-
-    return control(UrlKind.TCS, topic, t, **fields)
+tcs = tcs_event
 
 
 def arm(loop) -> None:
@@ -122,14 +118,7 @@ def arm(loop) -> None:
                               allow=True, id=uuid.uuid4().hex))
 
 
-def good_sky(loop, t: float) -> None:
-    """A TCS that says: alive, dry, calm, open, good seeing."""
-    loop.handle_event(tcs("tcs.receiver.heartbeat", t))
-    loop.handle_event(tcs("legacy.weather.status", t, humidity=20, wind_speed=3, ambtemp=5,
-                          dewpoint=-10))
-    loop.handle_event(tcs("legacy.shutter.status", t, state="open"))
-    loop.handle_event(tcs("pas.Guider1.metrology_data", t, fwhm=1.2, transparency=0.95,
-                          valid=True))
+good_sky = feed_good_sky
 
 
 def run_shot_event(exec_status: int, topic: str = "ocd.run_shot.run", **extra):

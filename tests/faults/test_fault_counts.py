@@ -72,6 +72,23 @@ def night_config(tmp_path, free_url, state_db, n_obs=3, **extra):
     return make_config(free_url, **options), shots
 
 
+def start_ocd(tmp_path, free_url, tiny_fs):
+    """The whole OCD (makeService, real reactor) with its state db on ``tiny_fs``.
+
+    Returns ``(state_db, shotid of the one shot, service, main loop)``; the
+    caller stops the service.
+    """
+    from twisted.internet import reactor
+
+    from ocd.app import makeService
+
+    state_db = tiny_fs.path / "state.sqlite"
+    config, shots = night_config(tmp_path, free_url, state_db)
+    service = makeService(config, reactor)
+    service.startService()
+    return state_db, shots[0].shotid, service, service.getServiceNamed("main_loop")
+
+
 def obsnums(tmp_path) -> list[int]:
     with sqlite3.connect(tmp_path / "obsnum.sqlite") as db:
         return [row[0] for row in db.execute("SELECT obsnum FROM vl_obsnum ORDER BY obsnum")]
@@ -89,16 +106,7 @@ def on_disk(state_db, shotid) -> int:
 
 @pytest_twisted.inlineCallbacks
 def test_a_count_that_cannot_be_written_fails_the_shot(tmp_path, free_url, standins, tiny_fs):
-    from twisted.internet import reactor
-
-    from ocd.app import makeService
-
-    state_db = tiny_fs.path / "state.sqlite"
-    config, shots = night_config(tmp_path, free_url, state_db)
-    shotid = shots[0].shotid
-    service = makeService(config, reactor)
-    service.startService()
-    loop = service.getServiceNamed("main_loop")
+    state_db, shotid, service, loop = start_ocd(tmp_path, free_url, tiny_fs)
     how: list[str] = []
 
     def fill_on_first_exposure(event):
@@ -137,16 +145,7 @@ def test_a_count_that_cannot_be_written_fails_the_shot(tmp_path, free_url, stand
 
 @pytest_twisted.inlineCallbacks
 def test_a_hand_shot_whose_count_cannot_be_written_fails(tmp_path, free_url, standins, tiny_fs):
-    from twisted.internet import reactor
-
-    from ocd.app import makeService
-
-    state_db = tiny_fs.path / "state.sqlite"
-    config, shots = night_config(tmp_path, free_url, state_db)
-    shotid = shots[0].shotid
-    service = makeService(config, reactor)
-    service.startService()
-    loop = service.getServiceNamed("main_loop")
+    state_db, shotid, service, loop = start_ocd(tmp_path, free_url, tiny_fs)
     try:
         loop.handle_event(run_shot_event(0, shotid=shotid, obs_number=4242))
         make_disk_full(tiny_fs, loop.store)

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from ocd.config import Config
 from ocd.core.counters import MAX_NAMES
@@ -19,15 +19,6 @@ from ocd.core.events import MalformedEvent, UrlKind, make_payload, parse_frames
 from ocd.services.main_loop import MainLoop
 
 NIGHT = 1740031200.0  # 2025-02-20 06:00 UTC
-
-
-@pytest.fixture
-def logged():
-    """Every log event emitted during the test."""
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 @pytest.fixture

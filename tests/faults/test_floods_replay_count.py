@@ -13,7 +13,6 @@ import json
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 
 from bus_helpers import make_config, wait_until
 from ocd.cli import build_parser
@@ -97,14 +96,6 @@ def replay_ocd(free_url):
     service.startService()
     yield config, service
     service.stopService()
-
-
-@pytest.fixture
-def logged():
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
 
 
 @pytest.mark.integration
