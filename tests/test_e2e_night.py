@@ -437,7 +437,7 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ni
 
 def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     # Hand-shot exposures of 1000 s run 0.5 s each: the hand shot covers the
-    # moment (about 1.6 s into an idle replay) when OCD would start its first shot.
+    # moment (about 1.6 s into the replay) when OCD would start its first shot.
     run = night()
     run.allow("start")
     table = shot_table(run.plan)
@@ -446,17 +446,13 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     track = "1" if words[3] == "1" else "0"
     hand = run.spawn("run_shot", "--config", str(run.cfg), "-e", "-c", "-N", "1",
                      shotid, "500", words[1], words[2], "-1", track, "1000", "1000", "1000")
-    assert run.watcher.wait_for(lambda: run.runs(own_only=False), timeout=HANG), \
+    assert run.watcher.wait_for(lambda: run.runs(own_only=False), timeout=15), \
         "the hand shot never started: " + (hand.poll() is not None and hand.communicate()[1] or "")
-    # OCD's own shot must still start in the slice after the hand shot ends,
-    # however long the hand shot takes on this machine: the pace of two shots.
-    run.pace_for_two_shots()
     replay = run.replay(wait=False)
     code, text = run.finish(hand)
     assert code == 0, text
     # Enough once OCD has run a shot of its own after the hand shot.
-    assert run.watcher.wait_for(lambda: len(run.runs()) >= 2, timeout=run.replay_seconds()), \
-        f"speed-up {run.speedup:g}\n" + run.ocd_log()
+    assert run.watcher.wait_for(lambda: len(run.runs()) >= 2, timeout=30), run.ocd_log()
     run.allow("stop")  # no new shot between "idle" and the end of the replay
     run.wait_idle()
     run.stop_replay(replay)
@@ -545,14 +541,13 @@ def test_e_unreachable_database_is_a_blocker_and_the_loop_keeps_running(night):
     def unavailable() -> bool:
         return any("obsnum_unavailable" in d["blockers"] for d in run.watcher.of("ocd.decision.made"))
 
-    assert run.watcher.wait_for(unavailable, timeout=HANG), run.ocd_log()
+    assert run.watcher.wait_for(unavailable, timeout=20), run.ocd_log()
     # Still alive: heartbeats answered, and the decisions go on.
-    assert run.watcher.handshake(timeout=30)
+    assert run.watcher.handshake(timeout=5)
     seen = len(run.watcher.of("ocd.decision.made"))
-    assert run.watcher.wait_for(lambda: len(run.watcher.of("ocd.decision.made")) > seen,
-                                timeout=30)
+    assert run.watcher.wait_for(lambda: len(run.watcher.of("ocd.decision.made")) > seen, timeout=5)
     replay.send_signal(signal.SIGINT)
-    run.finish(replay)
+    run.finish(replay, timeout=15)
     assert run.ocd.poll() is None, run.ocd_log()
     assert not run.runs() and not run.calls()
     assert run.stop_ocd() == 0
@@ -566,7 +561,7 @@ def test_f_the_console_at_info_has_short_lines_with_clock_times_never_epoch_seco
     run = night(("general", "log_level", "info"))
     run.allow("start")
     replay = run.replay(wait=False)
-    code, replay_text = run.finish(replay, timeout=run.replay_seconds())
+    code, replay_text = run.finish(replay, timeout=40)
     assert code == 0, replay_text
     run.allow("stop")
     run.wait_idle()
