@@ -147,3 +147,32 @@ def clock_loop_config(tmp_path: Path, shots: int = 6, extra: Sequence[tuple[str,
                  *extra]
     overrides += [(s, o, v) for (s, o), v in (options or {}).items()]
     return Config.load(None, overrides)
+
+
+def one_shot_standin_config(free_url: Callable[[], str], folder: Path, night: float,
+                            **extra: str) -> tuple[Config, list]:
+    """A configuration for ``ocd run`` with one shot observable at ``night``.
+
+    Writes the shot list and its shuffle files into ``folder``; the shot runs
+    through OCD's stand-ins (``python -m ocd.sim.*``) and OCD's clock is pinned
+    at ``night``. ``extra`` (``section__option``) overrides or adds options.
+    Returns the configuration and the shots.
+    """
+    from ocd.sim.shotlist import make_sample_shots, shot_list_text
+    from ocd.sim.shuffle_files import write_shuffle_files
+
+    shots = make_sample_shots(night - 300, night + 300, 1, seed=5)
+    (folder / "shots.txt").write_text(shot_list_text(shots))
+    write_shuffle_files(shots, folder)
+    py = sys.executable
+    options = dict(
+        dates__mock_time=str(night),
+        shots__shot_file=str(folder / "shots.txt"),
+        paths__shuffle_shot=str(folder),
+        run_shot__syscmd_command=f"{py} -m ocd.sim.syscmd {{switch}} {{command}}",
+        run_shot__dither_command=f"{py} -m ocd.sim.dither --exposure {{exposure}} "
+                                 "--exptime {seconds} --obsnum {obs_number} --object {shotid}",
+        decision__decide_interval="0.2",
+    )
+    options.update(extra)
+    return make_config(free_url, **options), shots

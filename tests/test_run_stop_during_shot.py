@@ -14,16 +14,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import zmq
 
-from bus_helpers import make_config, tcs_frames
+from bus_helpers import one_shot_standin_config, tcs_frames
 from conftest import REPO
-from ocd.sim.shotlist import make_sample_shots, shot_list_text
-from ocd.sim.shuffle_files import write_shuffle_files
 
 pytestmark = pytest.mark.integration
 
@@ -45,22 +42,8 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
 
     Returns the shot's FINISH (or None), ``ocd run``'s exit status and stderr.
     """
-    shots = make_sample_shots(NIGHT - 300, NIGHT + 300, 1, seed=5)
-    (tmp_path / "shots.txt").write_text(shot_list_text(shots))
-    write_shuffle_files(shots, tmp_path)
-    python = sys.executable
-    config = make_config(
-        free_url,
-        dates__mock_time=str(NIGHT),
-        shots__shot_file=str(tmp_path / "shots.txt"),
-        paths__shuffle_shot=str(tmp_path),
-        run_shot__syscmd_command=f"{python} -m ocd.sim.syscmd {{switch}} {{command}}",
-        run_shot__dither_command=f"{python} -m ocd.sim.dither --exposure {{exposure}} "
-                                 "--exptime {seconds} --obsnum {obs_number} --object {shotid}",
-        run_shot__kill_grace="1",
-        run_shot__exptimes="60 60 60",
-        decision__decide_interval="0.2",
-    )
+    config, shots = one_shot_standin_config(free_url, tmp_path, NIGHT, run_shot__kill_grace="1",
+                                            run_shot__exptimes="60 60 60")
     cfg = write_all(config, tmp_path / "site.cfg")
     # 60 s exposures take 1 s each; with hang, the first one never ends.
     env = dict(child_env, OCD_STANDIN_LOG=str(tmp_path / "standins.jsonl"),

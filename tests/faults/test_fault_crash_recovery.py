@@ -140,27 +140,12 @@ def test_sigkill_during_an_exposure_then_restart_ends_the_dither_that_ignores_te
         tmp_path, free_url, ocd_command, child_env):
     import zmq
 
-    from bus_helpers import make_config, tcs_frames
+    from bus_helpers import one_shot_standin_config, tcs_frames
     from faults_helpers import REPO
-    from ocd.sim.shotlist import make_sample_shots, shot_list_text
-    from ocd.sim.shuffle_files import write_shuffle_files
 
-    shots = make_sample_shots(NIGHT - 300, NIGHT + 300, 1, seed=5)
-    (tmp_path / "shots.txt").write_text(shot_list_text(shots))
-    write_shuffle_files(shots, tmp_path)
-    py = sys.executable
-    config = make_config(
-        free_url,
-        dates__mock_time=str(NIGHT),
-        shots__shot_file=str(tmp_path / "shots.txt"),
-        paths__shuffle_shot=str(tmp_path),
-        run_shot__syscmd_command=f"{py} -m ocd.sim.syscmd {{switch}} {{command}}",
-        run_shot__dither_command=f"{py} -m ocd.sim.dither --exposure {{exposure}} "
-                                 "--exptime {seconds} --obsnum {obs_number} --object {shotid}",
-        run_shot__kill_grace="5",
-        decision__decide_interval="0.2",
-        general__json_log=str(tmp_path / "second.jsonl"),
-    )
+    config, shots = one_shot_standin_config(
+        free_url, tmp_path, NIGHT, run_shot__kill_grace="5",
+        general__json_log=str(tmp_path / "second.jsonl"))
     cfg = _write_all(config, tmp_path / "site.cfg")
     calls = tmp_path / "standins.jsonl"
     env = dict(child_env, OCD_STANDIN_LOG=str(calls), OCD_STANDIN_SPEEDUP="1000",
