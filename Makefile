@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: install
 	$(BIN)/ocd simulate_night
 
+# The suite runs on every core (pytest-xdist); TEST_JOBS=0 runs it in this process.
+TEST_JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
 
 # Regenerate tests/golden_night.txt on purpose (a change of behaviour); review its diff.
 golden: install

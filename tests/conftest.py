@@ -51,9 +51,20 @@ def free_url():
 
 @pytest.fixture(scope="session")
 def night_cache_dir(tmp_path_factory):
-    """One ``OCD_CACHE_DIR`` for the whole run: a generated night (tens of seconds
-    under load) is made once and shared by the modules that replay the same one."""
-    return tmp_path_factory.mktemp("ocd-cache")
+    """One ``OCD_CACHE_DIR`` for the whole run: a generated night (seconds, tens
+    under load) is made once and shared by the modules that replay the same one.
+
+    Under pytest-xdist every worker has its own base folder; the cache sits in
+    their common parent so that the workers share it too. A night is written
+    to a partial file and renamed (:func:`ocd.sim.night.generate_night`), so
+    two workers that generate the same night at once both read a whole file.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "ocd-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture
