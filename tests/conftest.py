@@ -73,12 +73,17 @@ def ocd_command():
     return [sys.executable, "-m", "ocd"]
 
 
-@pytest.fixture
-def child_env():
+def child_environment() -> dict[str, str]:
     """Environment for child processes: this tree first on the path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+@pytest.fixture
+def child_env():
+    """:func:`child_environment`, for one test."""
+    return child_environment()
 
 
 # Property tests (hypothesis) stay fast: a modest number of examples, no
