@@ -6,7 +6,9 @@ import os
 import random
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +67,68 @@ def night_cache_dir(tmp_path_factory):
     folder = base / "ocd-cache"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@dataclass(frozen=True)
+class SimulatedNight:
+    """One in-process simulated night (:func:`ocd.sim.simulate.run_night`) and what it said."""
+
+    plan: Any  # ocd.sim.simulate.NightPlan
+    expected: Any  # ocd.core.plan.NightPlan: what ``ocd plan`` says of the same night
+    report: Any  # ocd.services.nightlog.NightReport
+    out: str  # what run_night wrote, narration included
+    hours: float  # the replayed slice, from sunset
+
+
+#: The replayed slice (hours from sunset) and speed-up of the simulated night.
+SIMULATED_HOURS = 4
+SIMULATED_SPEEDUP = 1500
+
+
+@pytest.fixture(scope="session")
+def simulated_night(night_cache_dir, tmp_path_factory):
+    """The in-process simulated night of test_plan and test_simulate, run once (about 10 s).
+
+    The first 4 hours of the clear sample night (seed 0, the night the e2e
+    tests replay, from the shared cache), narrated, at speed-up 1500, with a
+    list of two shots whose passes cross the HET's elevation 90 minutes
+    apart: however long the stand-ins' start-ups make a shot under load, the
+    night and its plan must agree exactly (test_plan), and the report, night
+    log, stand-in calls and narration are what a person reads the morning
+    after (test_simulate). Tests that use it share the xdist group
+    "simulated_night", so the night runs once, on one worker.
+    """
+    import dataclasses
+    import io
+
+    import pytest_twisted
+    from twisted.internet import reactor
+
+    from ocd.sim.shotlist import make_sample_shots, shot_list_text
+    from ocd.sim.shuffle_files import write_shuffle_files
+    from ocd.sim.simulate import expected_plan, prepare, run_night
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OCD_CACHE_DIR", str(night_cache_dir))
+        # prepare() sets these for the stand-ins of this process; undone after the night.
+        env.setenv("OCD_STANDIN_SPEEDUP", "1")
+        env.setenv("OCD_STANDIN_LOG", "")
+        plan = prepare(tmp_path_factory.mktemp("simulated") / "night", seed=0, shots=2,
+                       speedup=SIMULATED_SPEEDUP, hours=SIMULATED_HOURS,
+                       bad_weather_minutes=0, extra=[("general", "log_level", "warn")])
+        dusk, _end = plan.dark()
+        shots = []
+        for k, minutes in enumerate((35, 125)):
+            at = dusk + minutes * 60
+            shot = make_sample_shots(at - 60, at + 60, 1, seed=k + 3)[0]
+            shots.append(dataclasses.replace(shot, shotid=f"DEX{k + 1:05d}", n_obs=1))
+        (plan.workdir / "shots.txt").write_text(shot_list_text(shots), encoding="utf-8")
+        write_shuffle_files(shots, plan.workdir)
+        expected = expected_plan(plan)
+        out = io.StringIO()
+        report = pytest_twisted.blockon(run_night(plan, reactor, out, progress=False,
+                                                  narrate=True))
+    return SimulatedNight(plan, expected, report, out.getvalue(), SIMULATED_HOURS)
 
 
 @pytest.fixture
