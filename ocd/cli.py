@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from typing import Any, Callable, Sequence
 
@@ -62,6 +63,34 @@ class OverrideGroup:
         action.ocd_override = (self.section, name)  # type: ignore[attr-defined]
         return action
 
+
+
+def finite_number(text: str) -> float:
+    """An argparse type: a float that is a number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def exposure_seconds(text: str) -> float:
+    """An argparse type: an exposure time as OCD accepts it in a shot's START.
+
+    ``run_shot -e`` announces its exposure times in the START event; the main
+    loop refuses a START whose times are not finite and in (0, MAX_EXPTIME]
+    (:mod:`ocd.core.shot_tracker`), so the command line refuses them first
+    instead of exposing for a shot that OCD would call malformed.
+    """
+    from ocd.core.shot_tracker import MAX_EXPTIME
+
+    value = finite_number(text)
+    if not 0 < value <= MAX_EXPTIME:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an exposure time: seconds > 0 and at most {MAX_EXPTIME:g}")
+    return value
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -214,14 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument("obs_number", type=int,
                       help="Counter for the current observation. The number is used to set "
                            "the directory name where the output fits files are saved.")
-    shot.add_argument("ra", type=float, help="Right ascension of the shot")
-    shot.add_argument("dec", type=float, help="Declination of the shot")
-    shot.add_argument("azimuth", type=float, help="Azimuth at which the observationis performed")
+    shot.add_argument("ra", type=finite_number, help="Right ascension of the shot")
+    shot.add_argument("dec", type=finite_number, help="Declination of the shot")
+    shot.add_argument("azimuth", type=finite_number,
+                      help="Azimuth at which the observationis performed")
     shot.add_argument("track", type=int, choices=[0, 1], metavar="{0,1}",
                       help="Whether it is EAST or WEST track")
-    shot.add_argument("exp01", type=float, help="Exposure time of the first exposure in seconds")
-    shot.add_argument("exp02", type=float, help="Exposure time of the second exposure in seconds")
-    shot.add_argument("exp03", type=float, help="Exposure time of the third exposure in seconds")
+    shot.add_argument("exp01", type=exposure_seconds,
+                      help="Exposure time of the first exposure in seconds")
+    shot.add_argument("exp02", type=exposure_seconds,
+                      help="Exposure time of the second exposure in seconds")
+    shot.add_argument("exp03", type=exposure_seconds,
+                      help="Exposure time of the third exposure in seconds")
 
     # -- ocd allow_hetdex -------------------------------------------------
     allow = _sub(subparsers, "allow_hetdex",
