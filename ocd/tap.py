@@ -125,13 +125,18 @@ def makeService(options: Options):
     """The service tree of ``ocd run``; a bad configuration stops twistd with why."""
     from twisted.internet import reactor  # twistd has installed its choice by now
 
-    from ocd.app import makeService as build
-    from ocd.app import use_monotonic_clock
     from ocd.config import ConfigError
-    from ocd.protocols.zmq import BindError
 
     try:
         config = load_config(options)
+    except ConfigError as exc:  # before the service tree is even imported
+        _fail(options, f"configuration error: {exc}")
+
+    from ocd.app import makeService as build
+    from ocd.app import use_monotonic_clock
+    from ocd.protocols.zmq import BindError
+
+    try:
         use_monotonic_clock(reactor)  # before anything is scheduled
         service = build(config, reactor, daemon=True, program="twistd ocd")
         probe_binds(config)

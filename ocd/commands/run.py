@@ -23,22 +23,23 @@ from ocd.config import Config, ConfigError
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from twisted.internet import defer
-
-    from ocd.app import makeService, use_monotonic_clock
-    from ocd.commands import react
-    from ocd.logs import start_logging
-    from ocd.protocols.zmq import BindError
     from ocd.services.main_loop import StartFailed, telescope_source
-    from ocd.services.shot_store import StateDbError
 
-    try:  # what can be checked before the reactor runs
+    try:  # what can be checked before the reactor runs (and the service tree is imported)
         config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop")
         config.get_url_at("ocd_run_shot", "run", "n_ocd_run_shot")
         telescope_source(config)
     except ConfigError as exc:
         print(f"ocd run: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+    from twisted.internet import defer
+
+    from ocd.app import makeService, use_monotonic_clock
+    from ocd.commands import react
+    from ocd.logs import start_logging
+    from ocd.protocols.zmq import BindError
+    from ocd.services.shot_store import StateDbError
 
     def serve(reactor: Any) -> defer.Deferred[int] | int:
         use_monotonic_clock(reactor)  # silences and deadlines do not move with the wall clock

@@ -37,7 +37,7 @@ def _positive(text: str) -> float:
 
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
-    from ocd.sim.night import DEFAULT_DATE
+    from ocd.sim import DEFAULT_DATE
 
     parser = sub(subparsers, "sample_night",
                  "Write a sample TCS event database: a night at the HET of heartbeat, pointing, "

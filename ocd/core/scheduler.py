@@ -27,6 +27,11 @@ Sidereal time comes from astropy (``Time.sidereal_time("apparent")``), never
 hand-rolled; ``tests/test_scheduler.py`` checks the altitudes against a
 direct astropy ``AltAz`` (pressure 0) to much better than the 0.1 deg the
 spec asks.
+
+astropy (with :mod:`ocd.core.astro`, which sets it up) is imported by the
+first sky computation, not with this module: importing it costs about half
+a second of CPU, which a program that stops at start (a bad state database,
+a URL that cannot be bound) or never decides (``ocd status``) should not pay.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ocd.core.astro import HET_LOCATION, quiet_repeats
 from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.shots import EAST, WEST, Shot
 
@@ -68,6 +72,9 @@ class _Sky:
     """Shot-list-wide astropy results for one span of time (see module doc)."""
 
     def __init__(self, now: float, ra_hours: np.ndarray, dec_deg: np.ndarray):
+        # ocd.core.astro first: it sets astropy up for offline use (module doc).
+        from ocd.core.astro import HET_LOCATION, quiet_repeats  # isort: skip
+
         from astropy import units as u
         from astropy.coordinates import AltAz, SkyCoord, TETE, get_body
         from astropy.time import Time

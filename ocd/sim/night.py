@@ -24,10 +24,9 @@ from datetime import date as Date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from ocd.sim import DEFAULT_DATE  # noqa: F401  (re-exported: the one default)
 from ocd.sim.cache import cache_dir
 
-#: A recent winter night; long, so a whole night is about 90 thousand events.
-DEFAULT_DATE = "2025-02-20"
 #: Bump when the generator's output changes, so cached files are rebuilt.
 GENERATOR_VERSION = 1
 
