@@ -21,9 +21,11 @@ demo: install
 	$(BIN)/ocd simulate_night
 
 # The suite runs on every core (pytest-xdist); TEST_JOBS=0 runs it in this process.
+# One OpenBLAS thread per process: numpy's thread pool costs CPU at every start
+# of the ~100 child processes and the suite has nothing for it to compute.
 TEST_JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
 
 # Regenerate tests/golden_night.txt on purpose (a change of behaviour); review its diff.
 golden: install
