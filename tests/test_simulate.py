@@ -5,9 +5,10 @@ wire, replays the first 4 hours of a generated clear night (the one
 test_e2e_night replays: generated once per run) and runs shots through the
 stand-ins; the report it returns is checked for what a person reads the
 morning after. The night is :func:`conftest.simulated_night`, shared with
-test_plan (which checks it against its plan): two shots 90 minutes apart at
-speed-up 1500. That shots of the sample list run back to back, in order,
-with consecutive numbers, is test_e2e_night's.
+test_plan (which checks it against its plan): two shots 90 minutes apart, at
+the speed-up :mod:`pace` computes for them (1500 at most). That shots of the
+sample list run back to back, in order, with consecutive numbers, is
+test_e2e_night's.
 """
 
 from __future__ import annotations
