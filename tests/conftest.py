@@ -83,24 +83,32 @@ class SimulatedNight:
 #: The replayed slice (hours from sunset) and the fastest speed-up of the simulated night.
 SIMULATED_HOURS = 4
 SIMULATED_SPEEDUP = 1500
+#: Heartbeat and pointing once a minute, not at the TCS's 1 Hz: the e2e nights'
+#: rates (test_e2e_night.RATES), so the cached night is the same file. OCD
+#: decides on neither (see :func:`ocd.sim.simulate.prepare`); at 1 Hz the
+#: night was 29.5 thousand events and 8.5 s of this process's CPU.
+SIMULATED_RATES = {"heartbeat_hz": 1 / 60, "pointing_hz": 1 / 60}
+#: pace's margin on the measured stand-in start (test_e2e_night's: a stand-in
+#: starts slower once the replay adds its own load).
+SIMULATED_PACE_MARGIN = 3.0
 
 
 @pytest.fixture(scope="session")
 def simulated_night(night_cache_dir, tmp_path_factory):
     """The in-process simulated night of test_plan and test_simulate, run once (about 10 s).
 
-    The first 4 hours of the clear sample night (seed 0, the night the e2e
-    tests replay, from the shared cache), narrated, with a list of two shots
-    whose passes cross the HET's elevation 90 minutes apart, so that the
-    night and its plan must agree exactly (test_plan); the report, night
-    log, stand-in calls and narration are what a person reads the morning
-    after (test_simulate). A shot's wall time does not scale with the
-    replay (14 stand-in starts: about 2.5 s idle, 6 s or more under load),
-    so the speed-up is the one :mod:`pace` computes, right before the
-    night, for the first shot to end while the second can still start:
-    1500 or a little less on an idle machine, lower under load. Tests that
-    use it share the xdist group "simulated_night": the night runs once, on
-    one worker.
+    The first 4 hours of the clear sample night (seed 0, heartbeat and
+    pointing once a minute: the night the e2e tests replay, from the shared
+    cache), narrated, with a list of two shots whose passes cross the HET's
+    elevation 90 minutes apart, so that the night and its plan must agree
+    exactly (test_plan); the report, night log, stand-in calls and narration
+    are what a person reads the morning after (test_simulate). A shot's wall
+    time does not scale with the replay (14 stand-in starts: about 2.5 s
+    idle, 6 s or more under load), so the speed-up is the one :mod:`pace`
+    computes right before the night, for the first shot to end while the
+    second may still start: 1500 on an idle machine, lower under load. Tests
+    that use it share the xdist group "simulated_night": the night runs
+    once, on one worker.
     """
     import dataclasses
     import io
@@ -120,7 +128,8 @@ def simulated_night(night_cache_dir, tmp_path_factory):
         env.setenv("OCD_STANDIN_LOG", "")
         plan = prepare(tmp_path_factory.mktemp("simulated") / "night", seed=0, shots=2,
                        speedup=SIMULATED_SPEEDUP, hours=SIMULATED_HOURS,
-                       bad_weather_minutes=0, extra=[("general", "log_level", "warn")])
+                       bad_weather_minutes=0, extra=[("general", "log_level", "warn")],
+                       **SIMULATED_RATES)
         dusk, _end = plan.dark()
         shots = []
         for k, minutes in enumerate((35, 125)):
@@ -133,9 +142,10 @@ def simulated_night(night_cache_dir, tmp_path_factory):
         if len(expected.shots) == 2:  # else test_plan says what the plan is
             first, second = expected.shots
             exposures = sum(plan.config.get_float_list("run_shot", "exptimes"))
-            speedup = replay_speedup(_child_env(), fastest=SIMULATED_SPEEDUP,
+            speedup = replay_speedup(child_environment(), fastest=SIMULATED_SPEEDUP,
                                      room=second.window[1] - first.start,
-                                     exposure_night_seconds=exposures)
+                                     exposure_night_seconds=exposures,
+                                     margin=SIMULATED_PACE_MARGIN)
             # prepare() scales the stand-ins' exposures by the replay's speed-up.
             plan = dataclasses.replace(plan, speedup=speedup)
             os.environ["OCD_STANDIN_SPEEDUP"] = f"{speedup:g}"
@@ -151,7 +161,8 @@ def ocd_command():
     return [sys.executable, "-m", "ocd"]
 
 
-def _child_env() -> dict[str, str]:
+def child_environment() -> dict[str, str]:
+    """Environment for child processes: this tree first on the path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
@@ -159,8 +170,8 @@ def _child_env() -> dict[str, str]:
 
 @pytest.fixture
 def child_env():
-    """Environment for child processes: this tree first on the path."""
-    return _child_env()
+    """:func:`child_environment`, for one test."""
+    return child_environment()
 
 
 # Property tests (hypothesis) stay fast: a modest number of examples, no

@@ -39,18 +39,19 @@ def standin_seconds(env: Mapping[str, str], samples: int = 3) -> float:
 
 
 def replay_speedup(env: Mapping[str, str], *, fastest: float, room: float,
-                   exposure_night_seconds: float, standin_speedup: float | None = None) -> float:
+                   exposure_night_seconds: float, standin_speedup: float | None = None,
+                   margin: float = MARGIN) -> float:
     """The fastest replay speed-up (at most ``fastest``) at which a shot fits in ``room``.
 
     ``room`` is the replayed night seconds the test allows for one shot's
     wall time (e.g. between the first shot's start and the last moment the
     second one can start). ``exposure_night_seconds`` is the shot's exposure
     time, scaled by ``standin_speedup`` (None: by the replay's own speed-up,
-    as ``prepare()`` does).
+    as ``prepare()`` does). ``margin`` multiplies the estimate.
     """
-    start_cost = STANDINS_PER_SHOT * standin_seconds(env) * MARGIN
+    start_cost = STANDINS_PER_SHOT * standin_seconds(env) * margin
     if standin_speedup is not None:
-        shot = start_cost + exposure_night_seconds / standin_speedup * MARGIN
+        shot = start_cost + exposure_night_seconds / standin_speedup * margin
         return min(fastest, room / shot)
     # wall = start_cost + exposures / s; night spent = wall * s <= room
-    return min(fastest, max(room - exposure_night_seconds * MARGIN, room / 10) / start_cost)
+    return min(fastest, max(room - exposure_night_seconds * margin, room / 10) / start_cost)

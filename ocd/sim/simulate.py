@@ -95,12 +95,19 @@ def standin_command(module: str, *words: str) -> str:
 def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int = 24,
             speedup: float = 360.0, hours: float | None = None,
             extra: Sequence[tuple[str, str, str]] = (),
-            bad_weather_minutes: float | None = None) -> NightPlan:
+            bad_weather_minutes: float | None = None,
+            heartbeat_hz: float | None = None, pointing_hz: float | None = None) -> NightPlan:
     """Generate (or reuse) the night; write shot list, shuffle files, config.
 
     The observation-number table and the shot state database start empty
     on every run so that the night is reproducible. ``bad_weather_minutes``
-    is the generator's (None: drawn from the seed, 0: a clear night).
+    is the generator's (None: drawn from the seed, 0: a clear night), and
+    so are ``heartbeat_hz`` and ``pointing_hz`` (None: the TCS's 1 Hz).
+    Most of a night's events are those two streams, and OCD decides on
+    neither rate (heartbeat silence is measured in seconds of the machine's
+    clock, pointing is not a condition), so a test night can make them
+    sparse and replay a fraction of the events; ``[topics] heartbeat_interval``
+    then follows the night's heartbeat, so that OCD sees no heartbeat gaps.
     """
     from ocd.sim.night import DEFAULT_DATE, cached_night, night_span
     from ocd.sim.shotlist import make_sample_shots, shot_list_text
@@ -113,6 +120,12 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
         params["hours"] = hours
     if bad_weather_minutes is not None:
         params["bad_weather_minutes"] = bad_weather_minutes
+    rates: list[tuple[str, str, str]] = []
+    if heartbeat_hz is not None:
+        params["heartbeat_hz"] = heartbeat_hz
+        rates.append(("topics", "heartbeat_interval", f"{1.0 / heartbeat_hz:g}"))
+    if pointing_hz is not None:
+        params["pointing_hz"] = pointing_hz
     night_db = cached_night(**params)
     dusk, dawn = night_span(date, horizon_deg=-12.0)
     sunset, sunrise = night_span(date)
@@ -148,6 +161,7 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
             "{obs_number}", "--object", "{shotid}", "--dither-with-probes", "{dither_with_probes}")),
         ("decision", "decide_interval", "1"),
         ("general", "night_log", str(workdir / "nightlog.sqlite")),
+        *rates,
         *extra,
     ]
     config = Config.load(None, overrides)
