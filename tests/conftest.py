@@ -6,7 +6,9 @@ import os
 import random
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +90,92 @@ def night_cache_dir(tmp_path_factory):
     folder = base / "ocd-cache"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@dataclass(frozen=True)
+class SimulatedNight:
+    """One in-process simulated night (:func:`ocd.sim.simulate.run_night`) and what it said."""
+
+    plan: Any  # ocd.sim.simulate.NightPlan
+    expected: Any  # ocd.core.plan.NightPlan: what ``ocd plan`` says of the same night
+    report: Any  # ocd.services.nightlog.NightReport
+    out: str  # what run_night wrote, narration included
+    hours: float  # the replayed slice, from sunset
+
+
+#: The replayed slice (hours from sunset) and the fastest speed-up of the simulated night.
+SIMULATED_HOURS = 4
+SIMULATED_SPEEDUP = 1500
+#: Heartbeat and pointing once a minute, not at the TCS's 1 Hz: the e2e nights'
+#: rates (test_e2e_night.RATES), so the cached night is the same file. OCD
+#: decides on neither (see :func:`ocd.sim.simulate.prepare`); at 1 Hz the
+#: night was 29.5 thousand events and 8.5 s of this process's CPU.
+SIMULATED_RATES = {"heartbeat_hz": 1 / 60, "pointing_hz": 1 / 60}
+#: pace's margin on the measured stand-in start (test_e2e_night's: a stand-in
+#: starts slower once the replay adds its own load).
+SIMULATED_PACE_MARGIN = 3.0
+
+
+@pytest.fixture(scope="session")
+def simulated_night(night_cache_dir, tmp_path_factory):
+    """The in-process simulated night of test_plan and test_simulate, run once (about 10 s).
+
+    The first 4 hours of the clear sample night (seed 0, heartbeat and
+    pointing once a minute: the night the e2e tests replay, from the shared
+    cache), narrated, with a list of two shots whose passes cross the HET's
+    elevation 90 minutes apart, so that the night and its plan must agree
+    exactly (test_plan); the report, night log, stand-in calls and narration
+    are what a person reads the morning after (test_simulate). A shot's wall
+    time does not scale with the replay (14 stand-in starts: about 2.5 s
+    idle, 6 s or more under load), so the speed-up is the one :mod:`pace`
+    computes right before the night, for the first shot to end while the
+    second may still start: 1500 on an idle machine, lower under load. Tests
+    that use it share the xdist group "simulated_night": the night runs
+    once, on one worker.
+    """
+    import dataclasses
+    import io
+
+    import pytest_twisted
+    from twisted.internet import reactor
+
+    from ocd.sim.shotlist import make_sample_shots, shot_list_text
+    from ocd.sim.shuffle_files import write_shuffle_files
+    from ocd.sim.simulate import expected_plan, prepare, run_night
+    from pace import replay_speedup
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OCD_CACHE_DIR", str(night_cache_dir))
+        # prepare() sets these for the stand-ins of this process; undone after the night.
+        env.setenv("OCD_STANDIN_SPEEDUP", "1")
+        env.setenv("OCD_STANDIN_LOG", "")
+        plan = prepare(tmp_path_factory.mktemp("simulated") / "night", seed=0, shots=2,
+                       speedup=SIMULATED_SPEEDUP, hours=SIMULATED_HOURS,
+                       bad_weather_minutes=0, extra=[("general", "log_level", "warn")],
+                       **SIMULATED_RATES)
+        dusk, _end = plan.dark()
+        shots = []
+        for k, minutes in enumerate((35, 125)):
+            at = dusk + minutes * 60
+            shot = make_sample_shots(at - 60, at + 60, 1, seed=k + 3)[0]
+            shots.append(dataclasses.replace(shot, shotid=f"DEX{k + 1:05d}", n_obs=1))
+        (plan.workdir / "shots.txt").write_text(shot_list_text(shots), encoding="utf-8")
+        write_shuffle_files(shots, plan.workdir)
+        expected = expected_plan(plan)
+        if len(expected.shots) == 2:  # else test_plan says what the plan is
+            first, second = expected.shots
+            exposures = sum(plan.config.get_float_list("run_shot", "exptimes"))
+            speedup = replay_speedup(child_environment(), fastest=SIMULATED_SPEEDUP,
+                                     room=second.window[1] - first.start,
+                                     exposure_night_seconds=exposures,
+                                     margin=SIMULATED_PACE_MARGIN)
+            # prepare() scales the stand-ins' exposures by the replay's speed-up.
+            plan = dataclasses.replace(plan, speedup=speedup)
+            os.environ["OCD_STANDIN_SPEEDUP"] = f"{speedup:g}"
+        out = io.StringIO()
+        report = pytest_twisted.blockon(run_night(plan, reactor, out, progress=False,
+                                                  narrate=True))
+    return SimulatedNight(plan, expected, report, out.getvalue(), SIMULATED_HOURS)
 
 
 @pytest.fixture

@@ -8,13 +8,10 @@ settings runs the planned shots, in the planned order, each in its window.
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import json
 import sqlite3
 
 import pytest
-import pytest_twisted
 
 from ocd.config import Config
 from ocd.core.decide import DecisionSettings
@@ -146,46 +143,27 @@ def test_ocd_plan_refuses_a_bad_shot_list_naming_it(tmp_path, capsys):
 
 # -- the promise: the simulated night runs the plan ---------------------------------
 
-SPEEDUP = 1500
-HOURS = 4
-
 
 @pytest.mark.integration
-@pytest_twisted.inlineCallbacks
+@pytest.mark.timeout(300)  # the night (conftest.simulated_night) runs in this test's set-up
+@pytest.mark.xdist_group("simulated_night")
 def test_the_simulated_night_runs_the_planned_shots_in_order_within_their_windows(
-        tmp_path_factory, tmp_path, monkeypatch):
+        simulated_night):
     """Shots whose passes follow each other: the order does not hang on the machine's speed.
 
     The stand-ins' process start-ups make a simulated shot longer on the
     night's clock than the planned 23 min (by how much depends on the load),
-    so the list is made of shots that cross the HET's elevation an hour or
-    more apart; the plan and the night must then agree exactly.
+    so the list of :func:`conftest.simulated_night` is made of shots that
+    cross the HET's elevation an hour or more apart; the plan and the night
+    must then agree exactly.
     """
-    from twisted.internet import reactor
+    from ocd.sim.simulate import check_night
 
-    from ocd.sim.shotlist import make_sample_shots, shot_list_text
-    from ocd.sim.shuffle_files import write_shuffle_files
-    from ocd.sim.simulate import check_night, expected_plan, prepare, run_night
-
-    monkeypatch.setenv("OCD_CACHE_DIR", str(tmp_path_factory.mktemp("ocd-cache")))
-    monkeypatch.setenv("OCD_STANDIN_SPEEDUP", "1")
-    monkeypatch.setenv("OCD_STANDIN_LOG", "")
-    sim = prepare(tmp_path / "night", seed=0, shots=2, speedup=SPEEDUP, hours=HOURS,
-                  bad_weather_minutes=0, extra=[("general", "log_level", "warn")])
+    sim, expected, report = simulated_night.plan, simulated_night.expected, simulated_night.report
     dusk, end = sim.dark()
     assert end - dusk > 2.5 * 3600
-    shots = []
-    for k, minutes in enumerate((35, 125)):
-        at = dusk + minutes * 60
-        shot = make_sample_shots(at - 60, at + 60, 1, seed=k + 3)[0]
-        shots.append(dataclasses.replace(shot, shotid=f"DEX{k + 1:05d}", n_obs=1))
-    (sim.workdir / "shots.txt").write_text(shot_list_text(shots), encoding="utf-8")
-    write_shuffle_files(shots, sim.workdir)
-
-    expected = expected_plan(sim)
     assert [s.shotid for s in expected.shots] == ["DEX00001", "DEX00002"], expected.format()
 
-    report = yield run_night(sim, reactor, io.StringIO(), progress=False)
     check = check_night(expected, report)
     assert [s.outcome for s in report.shots] == ["done"] * len(report.shots)
     assert check.run == check.planned, check.format() + "\n" + expected.format()

@@ -2,64 +2,36 @@
 
 ``run_night`` starts the real service tree on free URLs, arms it over the
 wire, replays the first 4 hours of a generated clear night (the one
-test_e2e_night replays: generated once per run) at speed-up 2000 (about 7 s)
-and runs shots through the stand-ins; the report it returns is checked for
-what a person reads the morning after. A shot's wall time does not scale
-with the replay (about 2.5 s idle, 6 s or more under load), so the
-speed-up is the one :mod:`pace` computes from a stand-in start measured
-right before the night: 2000 on an idle machine, lower under load, so two
-shots always fit in the slice.
+test_e2e_night replays: generated once per run) and runs shots through the
+stand-ins; the report it returns is checked for what a person reads the
+morning after. The night is :func:`conftest.simulated_night`, shared with
+test_plan (which checks it against its plan): two shots 90 minutes apart, at
+the speed-up :mod:`pace` computes for them (1500 at most). That shots of the
+sample list run back to back, in order, with consecutive numbers, is
+test_e2e_night's.
 """
 
 from __future__ import annotations
 
-import io
 import subprocess
 
 import pytest
-import pytest_twisted
 
 from ocd.sim.standin import read_calls
-from pace import replay_speedup
 
-# A hang guard above the suite's 120 s: generating the night alone takes
-# tens of seconds under load.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-SPEEDUP = 2000
-HOURS = 4
-#: Replayed night seconds the slice leaves for the first shot: it starts at
-#: dusk (0.9 h after sunset), the second must start while a target is up.
-ROOM_FOR_A_SHOT = 10000.0
-EXPOSURES = 3 * 360.0  # ocd.cfg exptimes, night seconds
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def plan(night_cache_dir, tmp_path, monkeypatch, child_env):
-    from ocd.sim.simulate import prepare
+@pytest.mark.timeout(300)  # the night (conftest.simulated_night) may run in this test's set-up
+@pytest.mark.xdist_group("simulated_night")
+def test_run_night_reports_shots_numbers_and_blockers(simulated_night):
+    from ocd.sim.simulate import describe
 
-    monkeypatch.setenv("OCD_CACHE_DIR", str(night_cache_dir))
-    # prepare() sets these for the stand-ins of this process; undo at teardown.
-    monkeypatch.setenv("OCD_STANDIN_SPEEDUP", "1")
-    monkeypatch.setenv("OCD_STANDIN_LOG", "")
-    # prepare() scales the stand-ins' exposures by the same speed-up.
-    speedup = replay_speedup(child_env, fastest=SPEEDUP, room=ROOM_FOR_A_SHOT,
-                             exposure_night_seconds=EXPOSURES)
-    return prepare(tmp_path / "night", seed=0, shots=24, speedup=speedup, hours=HOURS,
-                   bad_weather_minutes=0, extra=[("general", "log_level", "warn")])
-
-
-@pytest_twisted.inlineCallbacks
-def test_run_night_reports_shots_numbers_and_blockers(plan):
-    from twisted.internet import reactor
-
-    from ocd.sim.simulate import describe, run_night
-
-    out = io.StringIO()
-    report = yield run_night(plan, reactor, out, progress=False, narrate=True)
+    plan, report, narration = simulated_night.plan, simulated_night.report, simulated_night.out
+    hours = simulated_night.hours
 
     # Shots: all done, observation numbers consecutive from first_obsnum.
-    assert len(report.shots) >= 2, f"speed-up {plan.speedup:g}\n" + out.getvalue()
+    assert len(report.shots) >= 2, f"speed-up {plan.speedup:g}\n" + narration
     assert [s.outcome for s in report.shots] == ["done"] * len(report.shots)
     numbers = [s.obs_number for s in report.shots]
     assert numbers == list(range(1, 1 + len(numbers)))
@@ -70,7 +42,7 @@ def test_run_night_reports_shots_numbers_and_blockers(plan):
 
     # Blockers: each within the night span; daylight before dusk, shot_running while shooting.
     span = report.last - report.first
-    assert (HOURS - 0.1) * 3600 < span <= HOURS * 3600 + 60
+    assert (hours - 0.1) * 3600 < span <= hours * 3600 + 60
     assert report.blocker_seconds, "no blocker at all in a night that starts at sunset?"
     for name, seconds in report.blocker_seconds.items():
         assert 0 < seconds <= span + 1, (name, seconds)
@@ -101,7 +73,6 @@ def test_run_night_reports_shots_numbers_and_blockers(plan):
         assert shot.shotid in text
     assert f"shots: {len(report.shots)} done, 0 failed, 0 lost, 0 unfinished" in text
     assert "daylight" in text and "shot_running" in text
-    narration = out.getvalue()
     assert f"shot {report.shots[0].shotid} started, observation 1" in narration
     assert "not_allowed -> allowed" in narration or "-> allowed" in narration
 

@@ -73,13 +73,20 @@ def test_publish_sends_two_frames(free_url):
         bus.close()
 
 
-@pytest_twisted.inlineCallbacks
-def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
-    """While 100k events arrive, no read takes more than a batch and the reactor
-    keeps running other work (a 10 ms LoopingCall ticks throughout).
+#: Events in the burst: about 80 reads of MAX_BATCH (256).
+BURST = 20_000
 
-    The wall-clock gap is printed, not asserted: on a shared 2-core machine it
-    measures the load as much as the reader (``bench/`` is where times go).
+
+@pytest_twisted.inlineCallbacks
+def test_burst_of_events_never_blocks_the_reactor(free_url):
+    """While a burst of events arrives, no read takes more than a batch and the
+    reactor keeps running other work (a 10 ms LoopingCall ticks throughout).
+
+    BURST is about 80 full batches: what is proved (each read stops at
+    MAX_BATCH and the next is rescheduled, the reactor ticks in between)
+    holds for any burst of many batches. The wall-clock gap is printed, not
+    asserted: on a shared 2-core machine it measures the load as much as the
+    reader; ``bench/stall.py`` measures it for a 100k burst.
     """
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
@@ -105,7 +112,7 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
     pub = context.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, 0)
     pub.bind(url)
-    total = 100_000
+    total = BURST
     frames = tcs_frames("tcs.root.ra_dec", 1526371200.0, ra=12.5, dec=51.2, az=180.0,
                         dir="EAST", tracking=True)
     gaps = []
@@ -138,7 +145,7 @@ def test_burst_of_100k_events_never_blocks_the_reactor(free_url):
         yield service.stopService()
     from ocd.protocols.zmq import MAX_BATCH
 
-    print(f"100k burst: {len(per_read)} reads, {len(gaps)} ticks, "
+    print(f"{total} burst: {len(per_read)} reads, {len(gaps)} ticks, "
           f"max gap {max(gaps) * 1000:.1f} ms")
     assert sum(per_read) >= total and max(per_read) <= MAX_BATCH
     assert len(per_read) >= total // MAX_BATCH

@@ -36,6 +36,7 @@ a URL that cannot be bound) or never decides (``ocd status``) should not pay.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -68,6 +69,37 @@ class Candidate:
     track_end: float
 
 
+@functools.lru_cache(maxsize=8)
+def _time_grid(now: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The shot-independent part of a sky span around ``now``: the grid of
+    times, LAST on it (unwrapped, radians), its mean rate, and the Sun's altitude.
+
+    Why a cache: this is most of a sky computation (astropy's Sun position
+    over the grid) and it depends on ``now`` alone, while a scheduler is built
+    anew for every shot list (and every test) and often at the same ``now``
+    (a replayed night restarted, ``ocd plan`` then ``ocd run``). The key is
+    ``now`` exactly, so a span is the same numbers whether it came from the
+    cache or not; the arrays are read-only because they are shared.
+    """
+    from ocd.core.astro import HET_LOCATION, quiet_repeats  # isort: skip
+
+    from astropy import units as u
+    from astropy.coordinates import AltAz, get_body
+    from astropy.time import Time
+
+    times = np.arange(now - SPAN_BEFORE, now + SPAN_AFTER + GRID_STEP, GRID_STEP)
+    with quiet_repeats():
+        grid = Time(times, format="unix")
+        last = np.unwrap(grid.sidereal_time("apparent", longitude=HET_LOCATION.lon).to_value(u.rad))
+        rate = float((last[-1] - last[0]) / (times[-1] - times[0]))
+        sun = get_body("sun", grid, location=HET_LOCATION)
+        frame = AltAz(obstime=grid, location=HET_LOCATION, pressure=0 * u.hPa)
+        sun_alt = np.asarray(sun.transform_to(frame).alt.deg)
+    for array in (times, last, sun_alt):
+        array.setflags(write=False)
+    return times, last, rate, sun_alt
+
+
 class _Sky:
     """Shot-list-wide astropy results for one span of time (see module doc)."""
 
@@ -76,21 +108,14 @@ class _Sky:
         from ocd.core.astro import HET_LOCATION, quiet_repeats  # isort: skip
 
         from astropy import units as u
-        from astropy.coordinates import AltAz, SkyCoord, TETE, get_body
+        from astropy.coordinates import SkyCoord, TETE
         from astropy.time import Time
 
         self.limits: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.start = now - SPAN_BEFORE
         self.end = now + SPAN_AFTER
-        self.times = np.arange(self.start, self.end + GRID_STEP, GRID_STEP)
+        self.times, self.last, self.rate, self.sun_alt = _time_grid(float(now))
         with quiet_repeats():
-            grid = Time(self.times, format="unix")
-            last = grid.sidereal_time("apparent", longitude=HET_LOCATION.lon)
-            self.last = np.unwrap(last.to_value(u.rad))
-            self.rate = float((self.last[-1] - self.last[0]) / (self.times[-1] - self.times[0]))
-            sun = get_body("sun", grid, location=HET_LOCATION)
-            frame = AltAz(obstime=grid, location=HET_LOCATION, pressure=0 * u.hPa)
-            self.sun_alt = sun.transform_to(frame).alt.deg
             if len(ra_hours):
                 epoch = Time(now, format="unix")
                 coords = SkyCoord(ra=ra_hours * 15.0 * u.deg, dec=dec_deg * u.deg, frame="icrs")
