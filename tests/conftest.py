@@ -45,6 +45,29 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``@pytest.mark.xdist_group`` work under ``--dist loadgroup`` with pytest 9.2.
+
+    pytest-xdist (3.8) names a test's group by appending ``@group`` to the
+    test's id in each worker, through ``item._nodeid``; pytest 9.2 keeps the
+    id in ``item._id`` and no longer reads ``_nodeid``, so the scheduler saw
+    no group and spread a group's tests over the workers (each running the
+    module fixture they were grouped to share). This puts the suffix where
+    pytest reads it; it does nothing where xdist's own suffix took.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                 for mark in item.iter_markers("xdist_group")}
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 @pytest.fixture
 def free_url():
     """A factory of fresh ``tcp://127.0.0.1:PORT`` URLs."""

@@ -22,9 +22,12 @@ load it takes 6 s or more, 3.3 replayed hours at 2000, and only one shot
 would fit. Tests that count two shots therefore replay at the speed-up
 :mod:`pace` computes from a stand-in start measured right before the replay
 (2000 when the machine is idle). Tests stop the replay once they have seen
-enough. Every wait ends on the event it waits for; its deadline only guards
-against a hang. Tests a and f read one armed night (:func:`armed_night`),
-which runs once; tests c and e set up their own.
+enough, and disarm OCD (``ocd allow_hetdex stop``) once the last shot they
+need has started: a disarm lets the running shot finish and starts no other
+(shots.md), so no shot runs that no test reads. Every wait ends on the event
+it waits for; its deadline only guards against a hang. Tests a and f read
+one armed night (:func:`armed_night`), which runs once; tests c and e set up
+their own.
 
 The orchestrator's logic scenarios (a disarm during a shot, a failing
 ``syscmd``, a lost shot, alerts, crash recovery...) run on fakes in
@@ -164,10 +167,10 @@ def armed_night(night_cache, tmp_path_factory) -> Any:
 
     Both tests ran this same night (test f names ``log_level`` info, the
     default test a ran at) and only read what it did, so it runs once: arm,
-    replay at the paced speed-up (two shots must fit), disarm once two shots
-    have finished (or the replay and its last shot have ended), wait until
-    no shot runs, let the replay end by itself, stop ``ocd run``. Every
-    child has ended before the tests read the recording.
+    replay at the paced speed-up (two shots must fit), disarm once the
+    second shot has started (or the replay has ended with no shot running),
+    wait until no shot runs, let the replay end by itself, stop ``ocd run``.
+    Every child has ended before the tests read the recording.
     """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OCD_STANDIN_SPEEDUP", str(SPEEDUP))
@@ -182,11 +185,10 @@ def armed_night(night_cache, tmp_path_factory) -> Any:
             replay = run.replay(wait=False)
 
             def enough() -> bool:
-                finished = [e for e in run.runs() if e["exec_status"] == 1]
-                return len(finished) >= 2 or (replay.poll() is not None and not run.open_shots())
+                return run.started() >= 2 or (replay.poll() is not None and not run.open_shots())
 
             run.watcher.wait_for(enough, timeout=run.replay_seconds())
-            run.allow("stop")  # no new shot between "idle" and the checks
+            run.allow("stop")  # the second shot finishes, no third starts
             run.wait_idle()
             code, text = run.finish(replay, timeout=run.replay_seconds())
             night = ArmedNight(run, code, text, run.stop_ocd())
@@ -372,6 +374,10 @@ class NightRun:
         assert self.watcher.wait_for(lambda: not self.open_shots(), timeout), \
             f"shots never finished: {self.open_shots()}\n" + self.ocd_log()
 
+    def started(self) -> int:
+        """How many shots ``ocd run`` has started."""
+        return sum(1 for e in self.runs() if e["exec_status"] == 0)
+
     def open_shots(self) -> list[Any]:
         running = {}
         for e in self.watcher.of("ocd.run_shot.run"):
@@ -518,9 +524,9 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     replay = run.replay(wait=False)
     code, text = run.finish(hand)
     assert code == 0, text
-    # Enough once OCD has run a shot of its own after the hand shot.
-    assert run.watcher.wait_for(lambda: len(run.runs()) >= 2, timeout=30), run.ocd_log()
-    run.allow("stop")  # no new shot between "idle" and the end of the replay
+    # Enough once OCD has started a shot of its own after the hand shot.
+    assert run.watcher.wait_for(lambda: run.started() >= 1, timeout=30), run.ocd_log()
+    run.allow("stop")  # it finishes, no other starts
     run.wait_idle()
     run.stop_replay(replay)
 
@@ -576,9 +582,9 @@ def test_e_observation_numbers_on_mariadb_are_consecutive(night, mysql_database)
     run.allow("start")
     run.pace_for_two_shots()
     replay = run.replay(wait=False)
-    assert run.watcher.wait_for(lambda: len(run.runs()) >= 4, timeout=run.replay_seconds()), \
+    assert run.watcher.wait_for(lambda: run.started() >= 2, timeout=run.replay_seconds()), \
         f"speed-up {run.speedup:g}\n" + run.ocd_log()
-    run.allow("stop")  # no new shot between "idle" and the end of the replay
+    run.allow("stop")  # the second shot finishes, no third starts
     run.wait_idle()
     run.stop_replay(replay)
     starts = [s for s, _f in pairs_in_order(run.runs())]
