@@ -323,6 +323,7 @@ def test_a_full_publisher_counts_drops_by_channel_and_warns_once(free_url):
         assert (yield wait_until(
             lambda: [loop.publish("ocd.heartbeat.reply", {"id": "x" * 1000})
                      for _ in range(200)] and publisher.dropped > 0, 5.0, 0.02))
+        dropped, sent = publisher.dropped, publisher.sent
         for _ in range(500):
             loop.publish("ocd.heartbeat.reply", {"id": "y"})
     finally:
@@ -330,7 +331,11 @@ def test_a_full_publisher_counts_drops_by_channel_and_warns_once(free_url):
         stuck.close(linger=0)
         raw.term()
         bus.close()
-    assert publisher.dropped >= 500
+    # Every one of the 500 is either sent or counted as dropped; libzmq's I/O
+    # thread may still move a few queued bytes to the kernel meanwhile, so a
+    # few small ones can get through (CI saw 2), but most are dropped.
+    assert (publisher.dropped - dropped) + (publisher.sent - sent) == 500
+    assert publisher.dropped - dropped >= 450
     assert loop.counters.get("dropped.publish.main_loop") == publisher.dropped
     assert loop.counters.get("published.ocd.heartbeat.reply") == publisher.sent + publisher.dropped
     assert len(warnings) == 1, [w.get("log_format") for w in warnings]
