@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 from typing import Any, Callable, Sequence
 
 from ocd import __version__
+from ocd.commands import exposure_seconds, finite_number
 from ocd.config import BareConfigName, Config, ConfigError, DEFAULT_LOCAL_CONFIG
 
 EXIT_OK = 0
@@ -64,33 +64,6 @@ class OverrideGroup:
         return action
 
 
-
-def finite_number(text: str) -> float:
-    """An argparse type: a float that is a number (``nan`` and ``inf`` are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def exposure_seconds(text: str) -> float:
-    """An argparse type: an exposure time as OCD accepts it in a shot's START.
-
-    ``run_shot -e`` announces its exposure times in the START event; the main
-    loop refuses a START whose times are not finite and in (0, MAX_EXPTIME]
-    (:mod:`ocd.core.shot_tracker`), so the command line refuses them first
-    instead of exposing for a shot that OCD would call malformed.
-    """
-    from ocd.core.shot_tracker import MAX_EXPTIME
-
-    value = finite_number(text)
-    if not 0 < value <= MAX_EXPTIME:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an exposure time: seconds > 0 and at most {MAX_EXPTIME:g}")
-    return value
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -35,6 +35,46 @@ def night_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
+
+def number(text: str) -> float:
+    """argparse type of a float, named in the message when it is not one."""
+    import argparse
+
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def finite_number(text: str) -> float:
+    """argparse type of a float that is a number (``nan`` and ``inf`` are refused)."""
+    import argparse
+    import math
+
+    value = number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def exposure_seconds(text: str) -> float:
+    """argparse type of an exposure time as OCD accepts it in a shot's START.
+
+    ``run_shot -e`` announces its exposure times in the START event; the main
+    loop refuses a START whose times are not finite and in (0, MAX_EXPTIME]
+    (:mod:`ocd.core.shot_tracker`), so the command line refuses them first
+    instead of exposing for a shot that OCD would call malformed.
+    """
+    import argparse
+
+    from ocd.core.shot_tracker import MAX_EXPTIME
+
+    value = finite_number(text)
+    if not 0 < value <= MAX_EXPTIME:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an exposure time: seconds > 0 and at most {MAX_EXPTIME:g}")
+    return value
+
 def not_available(name: str) -> int:
     """The answer of a subcommand whose implementation has not landed yet."""
     print(f"ocd {name}: not available yet", file=sys.stderr)

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from ocd.commands import night_date
+from ocd.commands import night_date, number
 from ocd.config import Config
 
 
@@ -27,10 +27,7 @@ def _time(text: str) -> float:
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
     return value
