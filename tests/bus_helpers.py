@@ -48,6 +48,15 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
 
 
 
+def write_whole_config(config: Config, path) -> str:
+    """Write every section of ``config`` (raw values, one line each) to a file a child reads."""
+    lines = []
+    for section, options in config.as_dict().items():
+        lines.append(f"[{section}]")
+        lines += [f"{option} = {value.replace(chr(10), ' ')}" for option, value in options.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
 def write_config(config: Config, path) -> str:
     """Write the URL sections of ``config`` to a file a child process reads."""
     lines = []

@@ -19,22 +19,10 @@ import time
 import pytest
 import zmq
 
-from bus_helpers import one_shot_standin_config, tcs_frames
+from bus_helpers import NIGHT, one_shot_standin_config, tcs_frames, write_whole_config
 from conftest import REPO
 
 pytestmark = pytest.mark.integration
-
-NIGHT = 1740031200.0  # 2025-02-20 06:00 UTC, dark at the HET
-
-
-def write_all(config, path) -> str:
-    lines = []
-    for section, options in config.as_dict().items():
-        lines.append(f"[{section}]")
-        lines += [f"{option} = {value.replace(chr(10), ' ')}" for option, value in options.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
-
 
 def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, hang=True,
                            extra_env=None):
@@ -44,7 +32,7 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
     """
     config, shots = one_shot_standin_config(free_url, tmp_path, NIGHT, run_shot__kill_grace="1",
                                             run_shot__exptimes="60 60 60")
-    cfg = write_all(config, tmp_path / "site.cfg")
+    cfg = write_whole_config(config, tmp_path / "site.cfg")
     # 60 s exposures take 1 s each; with hang, the first one never ends.
     env = dict(child_env, OCD_STANDIN_LOG=str(tmp_path / "standins.jsonl"),
                OCD_STANDIN_SPEEDUP="60")

@@ -104,17 +104,6 @@ def test_a_group_that_is_not_the_recorded_one_is_never_signalled(cleanup, change
 
 # -- the whole story with real ``ocd run`` processes ---------------------------
 
-NIGHT = 1740031200.0  # 2025-02-20 06:00 UTC, dark at the HET
-
-
-def _write_all(config, path) -> str:
-    lines = []
-    for section, options in config.as_dict().items():
-        lines.append(f"[{section}]")
-        lines += [f"{option} = {value.replace(chr(10), ' ')}" for option, value in options.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
-
 
 def _dither_pid(calls) -> int | None:
     import json
@@ -140,13 +129,13 @@ def test_sigkill_during_an_exposure_then_restart_ends_the_dither_that_ignores_te
         tmp_path, free_url, ocd_command, child_env):
     import zmq
 
-    from bus_helpers import one_shot_standin_config, tcs_frames
+    from bus_helpers import NIGHT, one_shot_standin_config, tcs_frames, write_whole_config
     from faults_helpers import REPO
 
     config, shots = one_shot_standin_config(
         free_url, tmp_path, NIGHT, run_shot__kill_grace="5",
         general__json_log=str(tmp_path / "second.jsonl"))
-    cfg = _write_all(config, tmp_path / "site.cfg")
+    cfg = write_whole_config(config, tmp_path / "site.cfg")
     calls = tmp_path / "standins.jsonl"
     env = dict(child_env, OCD_STANDIN_LOG=str(calls), OCD_STANDIN_SPEEDUP="1000",
                OCD_DITHER_HANG_ON="1", OCD_DITHER_HANG_IGNORE_TERM="1")
