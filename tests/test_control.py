@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from bus_helpers import make_config, write_config
-from conftest import REPO
+from conftest import REPO, reap
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,7 @@ def ocd_run(site, ocd_command, child_env):
     child = subprocess.Popen(ocd_command + ["run", "--config", cfg], env=child_env, cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield child
-    if child.poll() is None:
-        child.kill()
-        child.wait()
-    child.stdout.close()
-    child.stderr.close()
+    reap(child)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -20,7 +20,7 @@ import pytest
 import zmq
 
 from bus_helpers import NIGHT, one_shot_standin_config, tcs_frames, write_whole_config
-from conftest import REPO
+from conftest import REPO, reap
 
 pytestmark = pytest.mark.integration
 
@@ -99,11 +99,7 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
             assert finish["shotid"] == shots[0].shotid
         return finish, code, stderr
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-        child.stderr.close()
+        reap(child)
         tcs.close()
         shots_sub.close()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bus_helpers import make_config
-from conftest import REPO
+from conftest import REPO, reap
 from ocd.config import BareConfigName, Config, ConfigError
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -114,11 +114,7 @@ def test_banner_then_sigterm(tmp_path, free_url, ocd_command, child_env):
         assert child.wait(timeout=20) == 0
         err = child.stderr.read()
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-        child.stderr.close()
+        reap(child)
     banner = [line.split("] ", 1)[1] for line in err.splitlines() if "[ocd.banner#" in line]
     text = "\n".join(banner)
     assert banner[0].startswith("OCD ") and "starting" in banner[0]
@@ -175,11 +171,7 @@ def test_twistd_honours_log_level_and_json_log(tmp_path, free_url, ocd_command, 
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=20)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-        child.stderr.close()
+        reap(child)
     text = logfile.read_text()
     assert "[ocd.banner#info] OCD " in text  # the banner passes any level
     assert "#error]" in text  # programs_missing at start
