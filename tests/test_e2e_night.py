@@ -53,6 +53,7 @@ from typing import Any, Callable
 import pytest
 import zmq
 
+from bus_helpers import write_whole_config
 from conftest import child_environment
 from ocd.sim.standin import read_calls
 from pace import replay_speedup
@@ -201,17 +202,6 @@ def armed_night(night_cache, tmp_path_factory) -> Any:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def write_config(config: Any, path: Path) -> Path:
-    """Every section of ``config``, raw values, as a file a child reads."""
-    lines = []
-    for section, options in config.as_dict().items():
-        lines.append(f"[{section}]")
-        lines += [f"{option} = {value}" for option, value in options.items()]
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
 @dataclass
 class Seen:
     """One event the watcher received, with the machine time it arrived."""
@@ -317,7 +307,7 @@ class NightRun:
 
     def start(self) -> None:
         self.workdir = self.plan.workdir
-        self.cfg = write_config(self.plan.config, self.workdir / "ocd.cfg")
+        self.cfg = write_whole_config(self.plan.config, self.workdir / "ocd.cfg")
         self.standin_log = self.workdir / "standins.jsonl"
         self.env.update({"OCD_STANDIN_LOG": str(self.standin_log),
                          "OCD_STANDIN_SPEEDUP": str(SPEEDUP), **self.extra_env})
