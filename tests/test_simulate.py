@@ -48,7 +48,14 @@ def test_run_night_reports_shots_numbers_and_blockers(simulated_night):
         assert 0 < seconds <= span + 1, (name, seconds)
     assert 0.5 * 3600 < report.blocker_seconds["daylight"] < 1.2 * 3600  # sunset to -12 deg
     shooting = sum(min(s.end, report.last) - s.start for s in report.shots)
-    assert report.blocker_seconds["shot_running"] == pytest.approx(shooting, rel=0.1)
+    # The blocker ends at the first decision after a shot's FINISH: up to one
+    # decide interval of wall time later (plus the main loop's latency under
+    # load), which the replay multiplies by its speed-up. At 1500 that is up
+    # to 25 night minutes a shot, so a relative tolerance flakes under load.
+    interval = plan.config.get_float("decision", "decide_interval")
+    lag = len(report.shots) * plan.speedup * (interval + 1.0)
+    assert 0.9 * shooting <= report.blocker_seconds["shot_running"] <= shooting + lag, (
+        report.blocker_seconds["shot_running"], shooting, plan.speedup)
 
     # The stand-ins ran 11 syscmd and 3 dithers per shot, with the shot's number.
     calls = read_calls(plan.workdir / "standins.jsonl")

@@ -30,6 +30,9 @@ REFUSED = [
 ]
 
 
+ATTEMPTS = 3  # of ocd config send (its -n)
+
+
 @pytest.fixture
 def ocd(free_url):
     from twisted.internet import reactor
@@ -53,18 +56,20 @@ def test_program_options_and_bad_values_are_refused_live(ocd):
     before = config.as_dict()
     for section, option, value, why in REFUSED:
         out = io.StringIO()
-        code = yield send(config, section, option, value, 3, 0.2, reactor, out)
+        code = yield send(config, section, option, value, ATTEMPTS, 1.0, reactor, out)
         assert code == 1, (option, value, out.getvalue())
         last = out.getvalue().splitlines()[-1]
         assert "refused" in last and option in last and why in last, last
     assert config.as_dict() == before
     # A sane value still goes through.
     out = io.StringIO()
-    code = yield send(config, "run_shot", "exptimes", "300 300 300", 3, 0.2, reactor, out)
+    code = yield send(config, "run_shot", "exptimes", "300 300 300", ATTEMPTS, 1.0, reactor, out)
     assert code == 0, out.getvalue()
     loop = service.getServiceNamed("main_loop")
     assert loop.settings.exptimes == (300.0, 300.0, 300.0)
-    assert loop.counters.get("config.refused") == len(REFUSED)
+    # Each refused update counted; ``send`` sends again when no answer came
+    # within its interval (a loaded machine), and a repeat is refused again.
+    assert len(REFUSED) <= loop.counters.get("config.refused") <= ATTEMPTS * len(REFUSED)
 
 
 @pytest.mark.parametrize("option, value", [
