@@ -13,19 +13,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet ".[test,docs,docker]"
 	touch $(STAMP)
 
-# Reinstall the package itself (not its dependencies) so the run uses this tree.
-install: $(STAMP)
+# Reinstall the package itself (not its dependencies) so the run uses this
+# tree: again whenever a file of the package changed since the last install.
+PACKAGE_FILES := pyproject.toml $(shell find ocd twisted -type f \( -name '*.py' -o -name '*.cfg' \) 2>/dev/null)
+INSTALLED := $(VENV)/.ocd-installed
+
+$(INSTALLED): $(STAMP) $(PACKAGE_FILES)
 	$(BIN)/pip install --quiet --no-deps --force-reinstall .
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
 
 demo: install
 	$(BIN)/ocd simulate_night
 
-# The suite runs on every core (pytest-xdist); TEST_JOBS=0 runs it in this process.
+# The suite runs in one pytest-xdist worker per core and one more: many tests
+# wait on child processes or a replayed night, and the extra worker uses the
+# core meanwhile (more workers only add load: each collects the suite, and
+# the timed tests see a busier machine). TEST_JOBS=0 runs it in this process.
 # One OpenBLAS thread per process: numpy's thread pool costs CPU at every start
-# of the ~100 child processes and the suite has nothing for it to compute.
-TEST_JOBS ?= auto
+# of the ~300 child processes and the suite has nothing for it to compute.
+# Bytecode is written (PYTHONDONTWRITEBYTECODE is cleared, where a machine sets
+# it): each of those processes otherwise compiles every module of this tree
+# again, and each worker rewrites every test module's asserts again.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: install
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
 
 # Regenerate tests/golden_night.txt on purpose (a change of behaviour); review its diff.
 golden: install
