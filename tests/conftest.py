@@ -45,6 +45,50 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
+#: The run's cache folder (``OCD_CACHE_DIR``), made by the process that starts the run.
+_RUN_CACHE: list[Path] = []
+
+
+def pytest_configure(config):
+    """One cache folder for the whole run, with astropy's IERS table already in it.
+
+    Made before pytest-xdist starts its workers, and set as ``OCD_CACHE_DIR``,
+    which every worker and every child ``ocd`` inherits: the generated nights
+    (:func:`night_cache_dir`) and OCD's Earth-orientation table
+    (:mod:`ocd.services.earth_orientation`) are made once per run and shared.
+    The table is built here, once: without it each worker and each first
+    child of a cold folder builds it from astropy's files (about 1.5 s of
+    CPU each, several at once when the long tests start together). Nothing
+    goes to the user's ``~/.cache/ocd``; the folder is removed at the end.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import tempfile
+
+    from ocd.services.earth_orientation import install
+
+    folder = Path(tempfile.mkdtemp(prefix="ocd-test-cache-"))
+    _RUN_CACHE.append(folder)
+    os.environ["OCD_CACHE_DIR"] = str(folder)
+    install(folder)
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    while _RUN_CACHE:
+        shutil.rmtree(_RUN_CACHE.pop(), ignore_errors=True)
+
+
+def pytest_sessionstart(session):
+    """Hand astropy the run's cached IERS table in each xdist worker, as ``ocd run``
+    does at start: test modules compute skies at import (sample shot lists)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from ocd.services.earth_orientation import install
+
+        install()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Make ``@pytest.mark.xdist_group`` work under ``--dist loadgroup`` with pytest 9.2.
@@ -56,6 +100,7 @@ def pytest_collection_modifyitems(config, items):
     module fixture they were grouped to share). This puts the suffix where
     pytest reads it; it does nothing where xdist's own suffix took.
     """
+    _longest_first(items)
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
@@ -66,6 +111,22 @@ def pytest_collection_modifyitems(config, items):
             from _pytest.nodeid import NodeId
 
             item._id = NodeId.parse(item.nodeid + suffix)
+
+
+def _longest_first(items: list) -> None:
+    """Tests marked ``slow(seconds)`` first, the longest first; the rest keep their order.
+
+    Most of a slow test's wall time is waiting (a replayed night, stand-ins
+    starting): started first, its waits overlap the short tests on the
+    other workers, instead of one worker finishing alone with a long night.
+    pytest-xdist hands out tests in this order (groups of several tests
+    before single ones), so the order is the same in every worker.
+    """
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.args[0]) if mark and mark.args else 0.0
+
+    items.sort(key=lambda item: -seconds(item))
 
 
 def reap(child) -> None:
@@ -88,21 +149,14 @@ def free_url():
 
 
 @pytest.fixture(scope="session")
-def night_cache_dir(tmp_path_factory):
-    """One ``OCD_CACHE_DIR`` for the whole run: a generated night (seconds, tens
-    under load) is made once and shared by the modules that replay the same one.
-
-    Under pytest-xdist every worker has its own base folder; the cache sits in
-    their common parent so that the workers share it too. A night is written
-    to a partial file and renamed (:func:`ocd.sim.night.generate_night`), so
-    two workers that generate the same night at once both read a whole file.
+def night_cache_dir():
+    """The run's ``OCD_CACHE_DIR`` (:func:`pytest_configure`): a generated night
+    (seconds, tens under load) is made once and shared by the modules, and the
+    xdist workers, that replay the same one. A night is written to a partial
+    file and renamed (:func:`ocd.sim.night.generate_night`), so two workers
+    that generate the same night at once both read a whole file.
     """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder = base / "ocd-cache"
-    folder.mkdir(exist_ok=True)
-    return folder
+    return Path(os.environ["OCD_CACHE_DIR"])
 
 
 @dataclass(frozen=True)

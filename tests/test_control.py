@@ -36,6 +36,7 @@ def ocd_run(site, ocd_command, child_env):
     reap(child)
 
 
+@pytest.mark.slow(3)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_allow_round_trip_against_a_child_ocd_run(site, ocd_run, ocd_command, child_env, sig):
     _, cfg = site

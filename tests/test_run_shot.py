@@ -529,6 +529,7 @@ def test_command_missing_program_exits_2_before_anything(tmp_path, command_env, 
     assert read_calls(standins) == []
 
 
+@pytest.mark.slow(2)
 def test_command_says_it_runs_stand_ins(command_env, ocd_command, standins):
     env, site, main_url = command_env
     done = run_command(ocd_command, env, site)

@@ -111,6 +111,7 @@ def _no_traceback(stderr: str) -> None:
     assert "Unhandled" not in stderr, stderr
 
 
+@pytest.mark.slow(3)
 @pytest.mark.parametrize("signals, extra_env", [
     ([signal.SIGTERM], {}),
     ([signal.SIGHUP], {}),  # a closed terminal: like SIGTERM, never a silent death
@@ -131,6 +132,7 @@ def test_stop_signal_during_a_shot_emits_finish_with_error_and_exits_0(
         assert "while OCD is already stopping: ignored" in stderr
 
 
+@pytest.mark.slow(6)
 def test_first_ctrl_c_lets_the_shot_finish_then_stops(tmp_path, free_url, ocd_command,
                                                       child_env):
     finish, code, stderr = _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env,

@@ -97,6 +97,7 @@ def test_night_content_follows_the_contract(tmp_path):
     assert ids == sorted(ids) and len(ids) == s.events
 
 
+@pytest.mark.slow(2.5)
 def test_whole_night_is_realistic(tmp_path):
     # How fast it is generated is a figure of bench/sample_night.py: a timed
     # assertion here failed whenever the shared machine was loaded.

@@ -54,6 +54,7 @@ def wait_text(driver, element_id: str, wanted, timeout: float = 30.0) -> str:
     return WebDriverWait(driver, timeout, poll_frequency=0.2).until(ready)
 
 
+@pytest.mark.slow(4.5)
 @pytest_twisted.inlineCallbacks
 def test_page_shows_the_verdict_and_follows_arming(serve):
     from twisted.internet import threads

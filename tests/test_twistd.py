@@ -34,6 +34,7 @@ def test_plugin_file_imports_no_reactor(child_env):
     subprocess.run([sys.executable, "-c", code], check=True, env=child_env, cwd=REPO)
 
 
+@pytest.mark.slow(2.5)
 def test_daemon_pidfile_sigterm_and_second_start(tmp_path, free_url, ocd_command, child_env):
     config = make_config(free_url)
     cfg = write_config(config, tmp_path / "site.cfg")

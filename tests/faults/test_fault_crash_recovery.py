@@ -125,6 +125,7 @@ def _allow(ocd_command, cfg, env):
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow(11)
 def test_sigkill_during_an_exposure_then_restart_ends_the_dither_that_ignores_term(
         tmp_path, free_url, ocd_command, child_env):
     import zmq

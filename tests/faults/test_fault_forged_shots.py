@@ -105,6 +105,7 @@ def test_finish_without_start_and_invalid_starts_change_nothing(ocd, forger):
     assert (yield wait_until(lambda: remaining(loop) == 1, 5.0))
 
 
+@pytest.mark.slow(3)
 @pytest_twisted.inlineCallbacks
 def test_three_hundred_forged_failed_shots_make_one_alert_and_a_summary(ocd, forger):
     service, _config, alerts = ocd
