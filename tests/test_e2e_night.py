@@ -25,9 +25,10 @@ would fit. Tests that count two shots therefore replay at the speed-up
 enough, and disarm OCD (``ocd allow_hetdex stop``) once the last shot they
 need has started: a disarm lets the running shot finish and starts no other
 (shots.md), so no shot runs that no test reads. Every wait ends on the event
-it waits for; its deadline only guards against a hang. Tests a and f read
-one armed night (:func:`armed_night`), which runs once; tests c and e set up
-their own.
+it waits for; its deadline only guards against a hang. Tests a, e (MariaDB's
+numbers) and f read one armed night (:func:`armed_night`), which runs once,
+its observation numbers on the real MariaDB; test c and the unreachable
+database set up their own.
 
 The orchestrator's logic scenarios (a disarm during a shot, a failing
 ``syscmd``, a lost shot, alerts, crash recovery...) run on fakes in
@@ -41,7 +42,6 @@ import json
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -156,29 +156,71 @@ class ArmedNight:
     replay_code: int
     replay_text: str
     ocd_code: int
+    mysql_rows: list[tuple[int, str]]  # (obsnum, shotid) of vl_obsnum, in order
 
 
-#: Tests a and f read the same night: under pytest-xdist they share a worker,
-#: so that the night runs once.
-ARMED_NIGHT = pytest.mark.xdist_group("e2e_armed_night")
+def armed_night_test(test: Callable) -> Callable:
+    """Marks a test that reads the armed night: tests a, e and f share an xdist
+    worker, so that the night runs once; it is a long test, started first."""
+    for mark in (pytest.mark.xdist_group("e2e_armed_night"), pytest.mark.slow(14),
+                 pytest.mark.mysql):
+        test = mark(test)
+    return test
+
+
+#: The armed night's first observation number on MariaDB.
+FIRST_MYSQL_OBSNUM = 7000
+
+
+def mariadb_database() -> tuple[Any, str]:
+    """A connection to the MariaDB of 127.0.0.1:3306 and a new database on it (or skip)."""
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                               connect_timeout=3, autocommit=True)
+    except pymysql.err.OperationalError as exc:
+        pytest.skip(f"no MariaDB on 127.0.0.1:3306: {exc}")
+    name = f"ocd_e2e_{uuid.uuid4().hex[:12]}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    return conn, name
+
+
+def drop_database(conn: Any, name: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def mysql_options(name: str, port: int = 3306) -> list[tuple[str, str, str]]:
+    """Overrides that number the night's shots on database ``name`` of 127.0.0.1:``port``."""
+    return [("database", "backend", "mysql"), ("database", "host", "127.0.0.1"),
+            ("database", "port", str(port)), ("database", "user", "root"),
+            ("database", "password", ""), ("database", "database", name)]
 
 
 @pytest.fixture(scope="module")
 def armed_night(night_cache, tmp_path_factory) -> Any:
-    """One night of the sample list, armed from the start, replayed once for tests a and f.
+    """One night of the sample list, armed from the start, replayed once for tests a, e and f.
 
-    Both tests ran this same night (test f names ``log_level`` info, the
-    default test a ran at) and only read what it did, so it runs once: arm,
-    replay at the paced speed-up (two shots must fit), disarm once the
-    second shot has started (or the replay has ended with no shot running),
-    wait until no shot runs, let the replay end by itself, stop ``ocd run``.
-    Every child has ended before the tests read the recording.
+    The three tests ran this same night (test f names ``log_level`` info,
+    the default test a ran at; test e its observation numbers on MariaDB)
+    and only read what it did, so it runs once: arm, replay at the paced
+    speed-up (two shots must fit), disarm once the second shot has started
+    (or the replay has ended with no shot running), wait until no shot
+    runs, let the replay end by itself, stop ``ocd run``. Every child has
+    ended before the tests read the recording. The observation numbers come
+    from a database of its own on the real MariaDB, read into
+    ``mysql_rows`` before it is dropped; the suite's other replayed nights
+    (golden, simulated) number on SQLite.
     """
+    conn, name = mariadb_database()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OCD_STANDIN_SPEEDUP", str(SPEEDUP))
         mp.setenv("OCD_STANDIN_LOG", "")
         plan = plan_night(tmp_path_factory.mktemp("armed") / "night",
-                          ("general", "log_level", "info"))
+                          ("general", "log_level", "info"), *mysql_options(name),
+                          ("database", "first_obsnum", str(FIRST_MYSQL_OBSNUM)))
         run = NightRun(plan, child_environment(), {})
         try:
             run.start()
@@ -193,9 +235,14 @@ def armed_night(night_cache, tmp_path_factory) -> Any:
             run.allow("stop")  # the second shot finishes, no third starts
             run.wait_idle()
             code, text = run.finish(replay, timeout=run.replay_seconds())
-            night = ArmedNight(run, code, text, run.stop_ocd())
+            ocd_code = run.stop_ocd()
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT obsnum, shotid FROM `{name}`.vl_obsnum ORDER BY id")
+                rows = [tuple(row) for row in cur.fetchall()]
+            night = ArmedNight(run, code, text, ocd_code, rows)
         finally:
             run.close()
+            drop_database(conn, name)
     yield night
 
 
@@ -414,11 +461,6 @@ class NightRun:
         self.watcher.close()
 
 
-def obsnums_in(sqlite_file: Path) -> list[int]:
-    with sqlite3.connect(sqlite_file) as conn:
-        return [row[0] for row in conn.execute("SELECT obsnum FROM vl_obsnum ORDER BY id")]
-
-
 def shot_table(plan: Any) -> dict[str, list[str]]:
     rows = {}
     for line in plan.config.get_path("shots", "shot_file").read_text().splitlines():
@@ -467,7 +509,7 @@ def pairs_in_order(runs: list[Seen]) -> list[tuple[Seen, Seen]]:
 # -- the tests ------------------------------------------------------------------------
 
 
-@ARMED_NIGHT
+@armed_night_test
 def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(armed_night):
     run = armed_night.run
     runs = run.runs()
@@ -491,7 +533,6 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ar
     first = run.plan.config.get_int("database", "first_obsnum")
     numbers = [s["obs_number"] for s in starts]
     assert numbers == list(range(first, first + len(starts)))
-    assert obsnums_in(run.plan.config.get_path("database", "sqlite_file")) == numbers
     check_shot_calls(run, starts)
     # The shot list's coordinates reach the telescope.
     for start in starts:
@@ -499,6 +540,7 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ar
     assert armed_night.ocd_code == 0, run.ocd_log()
 
 
+@pytest.mark.slow(8)
 def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     # Hand-shot exposures of 1000 s run 0.5 s each: the hand shot covers the
     # moment (about 1.6 s into the replay) when OCD would start its first shot.
@@ -546,47 +588,15 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
         list(range(501, 501 + len(own) // 2))
 
 
-@pytest.fixture
-def mysql_database():
-    pymysql = pytest.importorskip("pymysql")
-    try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
-                               connect_timeout=3, autocommit=True)
-    except pymysql.err.OperationalError as exc:
-        pytest.skip(f"no MariaDB on 127.0.0.1:3306: {exc}")
-    name = f"ocd_e2e_{uuid.uuid4().hex[:12]}"
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield conn, name
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
-
-
-@pytest.mark.mysql
-def test_e_observation_numbers_on_mariadb_are_consecutive(night, mysql_database):
-    conn, name = mysql_database
-    run = night(("database", "backend", "mysql"), ("database", "host", "127.0.0.1"),
-                ("database", "port", "3306"), ("database", "user", "root"),
-                ("database", "password", ""), ("database", "database", name),
-                ("database", "first_obsnum", "7000"))
-    run.allow("start")
-    run.pace_for_two_shots()
-    replay = run.replay(wait=False)
-    assert run.watcher.wait_for(lambda: run.started() >= 2, timeout=run.replay_seconds()), \
-        f"speed-up {run.speedup:g}\n" + run.ocd_log()
-    run.allow("stop")  # the second shot finishes, no third starts
-    run.wait_idle()
-    run.stop_replay(replay)
-    starts = [s for s, _f in pairs_in_order(run.runs())]
-    assert len(starts) >= 2
+@armed_night_test
+def test_e_observation_numbers_on_mariadb_are_consecutive(armed_night):
+    """The armed night reserved its numbers on the real MariaDB: consecutive
+    from ``first_obsnum``, one row per shot started, in the order they ran."""
+    starts = [s for s, _f in pairs_in_order(armed_night.run.runs())]
+    assert len(starts) >= 2, armed_night.run.ocd_log()
     numbers = [s["obs_number"] for s in starts]
-    assert numbers == list(range(7000, 7000 + len(starts)))
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT obsnum, shotid FROM `{name}`.vl_obsnum ORDER BY id")
-        rows = cur.fetchall()
-    assert [r[0] for r in rows] == numbers and [r[1] for r in rows] == [s["shotid"] for s in starts]
-    check_shot_calls(run, starts)
+    assert numbers == list(range(FIRST_MYSQL_OBSNUM, FIRST_MYSQL_OBSNUM + len(starts)))
+    assert armed_night.mysql_rows == [(n, s["shotid"]) for n, s in zip(numbers, starts)]
 
 
 def closed_port() -> int:
@@ -596,9 +606,9 @@ def closed_port() -> int:
 
 
 @pytest.mark.mysql
+@pytest.mark.slow(4)
 def test_e_unreachable_database_is_a_blocker_and_the_loop_keeps_running(night):
-    run = night(("database", "backend", "mysql"), ("database", "host", "127.0.0.1"),
-                ("database", "port", str(closed_port())), ("database", "timeout", "1"))
+    run = night(*mysql_options("ocd", port=closed_port()), ("database", "timeout", "1"))
     run.allow("start")
     replay = run.replay(wait=False)
 
@@ -620,7 +630,7 @@ def test_e_unreachable_database_is_a_blocker_and_the_loop_keeps_running(night):
 EPOCH = re.compile(r"(?<![\d.])1[0-9]{9}(?:\.\d+)?(?![\d.])")  # 2001-09 .. 2033-05
 
 
-@ARMED_NIGHT
+@armed_night_test
 def test_f_the_console_at_info_has_short_lines_with_clock_times_never_epoch_seconds(armed_night):
     """Issue 11, section 1: what a person at the console reads during a replay."""
     run, replay_text = armed_night.run, armed_night.replay_text
