@@ -98,13 +98,18 @@ def test_every_subcommand_with_wrong_arguments(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "n.db").exists()
 
 
+@pytest.mark.slow(3)
 @pytest.mark.integration
 def test_ctrl_c_in_sample_night_is_one_line_and_exit_1(tmp_path, ocd_command, child_env):
     child = subprocess.Popen(ocd_command + ["sample_night", "--hours", "12",
                                             str(tmp_path / "night.db")],
                              env=child_env, cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)  # importing, then writing the night
+    # Interrupted while it writes the night: once its partial file is there.
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".night.db.*.partial")) and child.poll() is None:
+        assert time.monotonic() < deadline, "sample_night never started writing"
+        time.sleep(0.05)
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=30)
     assert child.returncode == 1, err
