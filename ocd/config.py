@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import configparser
 import json
-import math
 import os
 import re
 import shlex
-import string
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+# ConfigError lives with the checks (which raise it) and is also imported from here.
+from ocd.config_checks import OPTION_TYPES, ConfigError
 from ocd.config_docs import OptionDoc, OptionDocError, parse_option_docs
-from ocd.core.shot_tracker import MAX_EXPTIME
 
 T = TypeVar("T")
 
@@ -49,10 +48,6 @@ MASTER_NAME = "ocd.cfg"
 DEFAULT_LOCAL_CONFIG = "ocd.cfg"
 COMMAND_LINE = "command line"
 LIVE_UPDATE = "ocd config send"
-
-
-class ConfigError(Exception):
-    """A configuration problem, with where it is (file, section, option)."""
 
 
 class BareConfigName(str):
@@ -283,10 +278,12 @@ class Config:
                 for s in self._parser.sections()}
 
     # -- typed access ------------------------------------------------------
-    def _where(self, section: str, option: str, value: str) -> str:
+    def where(self, section: str, option: str, value: str) -> str:
+        """``file: [section] option = 'value'``: the start of every error about a value."""
         return f"{self.origin(section, option)}: [{section}] {option} = {value!r}"
 
-    def _raw(self, section: str, option: str) -> str:
+    def raw(self, section: str, option: str) -> str:
+        """The option's text, ``${NAME}`` expanded; ConfigError if it has none."""
         if not self._parser.has_option(section, option):
             raise ConfigError(f"no option [{section}] {option} in the configuration")
         try:
@@ -294,21 +291,22 @@ class Config:
         except ConfigError as exc:
             raise ConfigError(f"{self.origin(section, option)}: {exc}") from exc
 
-    def _convert(self, section: str, option: str, kind: str, convert: Callable[[str], T]) -> T:
-        value = self._raw(section, option)
+    def convert(self, section: str, option: str, kind: str, convert: Callable[[str], T]) -> T:
+        """``convert(text)``; a ValueError becomes a ConfigError that says where and ``kind``."""
+        value = self.raw(section, option)
         try:
             return convert(value)
         except (ValueError, TypeError) as exc:
             detail = f" ({exc})" if str(exc) else ""
             raise ConfigError(
-                f"{self._where(section, option, value)}: expected {kind}{detail}"
+                f"{self.where(section, option, value)}: expected {kind}{detail}"
             ) from exc
 
     def get_str(self, section: str, option: str) -> str:
-        return self._raw(section, option).strip()
+        return self.raw(section, option).strip()
 
     def get_int(self, section: str, option: str) -> int:
-        return self._convert(section, option, "an integer", lambda v: int(v.strip()))
+        return self.convert(section, option, "an integer", lambda v: int(v.strip()))
 
     def get_float(self, section: str, option: str) -> float:
         def convert(value: str) -> float:
@@ -317,7 +315,7 @@ class Config:
                 raise ValueError("not a finite number")
             return number
 
-        return self._convert(section, option, "a number", convert)
+        return self.convert(section, option, "a number", convert)
 
     def get_bool(self, section: str, option: str) -> bool:
         def convert(value: str) -> bool:
@@ -328,10 +326,10 @@ class Config:
                 return False
             raise ValueError("")
 
-        return self._convert(section, option, "yes or no", convert)
+        return self.convert(section, option, "yes or no", convert)
 
     def get_list(self, section: str, option: str) -> list[str]:
-        return split_list(self._raw(section, option))
+        return split_list(self.raw(section, option))
 
     def get_float_list(self, section: str, option: str, length: int | None = None) -> list[float]:
         def convert(value: str) -> list[float]:
@@ -340,7 +338,7 @@ class Config:
                 raise ValueError(f"{length} numbers needed, got {len(numbers)}")
             return numbers
 
-        return self._convert(section, option, "a list of numbers", convert)
+        return self.convert(section, option, "a list of numbers", convert)
 
     def get_urls(self, section: str, option: str) -> list[str]:
         def convert(value: str) -> list[str]:
@@ -350,7 +348,7 @@ class Config:
                     raise ValueError(f"{url!r} is not a ZeroMQ URL such as tcp://127.0.0.1:5555")
             return urls
 
-        return self._convert(section, option, "a list of ZeroMQ URLs", convert)
+        return self.convert(section, option, "a list of ZeroMQ URLs", convert)
 
     def get_url_at(self, option: str, index_section: str, index_option: str) -> str:
         """The ``[urls] option`` URL picked by a 0-based index option."""
@@ -358,7 +356,7 @@ class Config:
         index = self.get_int(index_section, index_option)
         if not 0 <= index < len(urls):
             raise ConfigError(
-                f"{self._where(index_section, index_option, str(index))}: index out of "
+                f"{self.where(index_section, index_option, str(index))}: index out of "
                 f"range for [urls] {option}, which has {len(urls)} URL(s): {urls}"
             )
         return urls[index]
@@ -375,7 +373,7 @@ class Config:
         return path
 
     def get_json(self, section: str, option: str) -> Any:
-        return self._convert(section, option, "JSON", json.loads)
+        return self.convert(section, option, "JSON", json.loads)
 
     def get_choice(self, section: str, option: str, choices: Iterable[str]) -> str:
         allowed = list(choices)
@@ -386,10 +384,10 @@ class Config:
                 raise ValueError(f"one of {', '.join(allowed)}")
             return v
 
-        return self._convert(section, option, "a choice", convert)
+        return self.convert(section, option, "a choice", convert)
 
     def get_command(self, section: str, option: str) -> list[str]:
-        return self._convert(section, option, "a command line", shlex.split)
+        return self.convert(section, option, "a command line", shlex.split)
 
     # -- validation --------------------------------------------------------
     def validate(self) -> None:
@@ -397,202 +395,10 @@ class Config:
         (or an unset ``${NAME}``) fails at start, not in the middle of a night."""
         for section in self.sections():
             for option in self.options(section):
-                self._raw(section, option)
-        for (section, option), kind in _TYPES.items():
+                self.raw(section, option)
+        for (section, option), kind in OPTION_TYPES.items():
             if self.has_option(section, option):
                 kind(self, section, option)
-
-
-def _nonneg(getter: Callable[[Config, str, str], float]) -> Callable[[Config, str, str], float]:
-    def check(config: Config, section: str, option: str) -> float:
-        value = getter(config, section, option)
-        if value < 0:
-            raise ConfigError(
-                f"{config._where(section, option, str(value))}: expected a value >= 0"
-            )
-        return value
-
-    return check
-
-
-def _positive(getter: Callable[[Config, str, str], float]) -> Callable[[Config, str, str], float]:
-    def check(config: Config, section: str, option: str) -> float:
-        value = getter(config, section, option)
-        if value <= 0:
-            raise ConfigError(
-                f"{config._where(section, option, str(value))}: expected a value > 0"
-            )
-        return value
-
-    return check
-
-
-# MAX_EXPTIME (one day) bounds ``[run_shot] exptimes``: beyond it a value is a
-# typo or an attack (``1e300``), and deadlines built on it overflow. The same
-# bound holds for the exposure times of a START (ocd.core.shot_tracker).
-
-
-def _exptimes(config: Config, section: str, option: str) -> list[float]:
-    """Three finite numbers, each > 0 and at most :data:`MAX_EXPTIME` seconds."""
-    numbers = config.get_float_list(section, option, 3)
-    for number in numbers:
-        if not (math.isfinite(number) and 0 < number <= MAX_EXPTIME):
-            raise ConfigError(
-                f"{config._where(section, option, config._raw(section, option))}: expected "
-                f"three finite numbers > 0 and at most {MAX_EXPTIME:.0f} s, got {number!r}"
-            )
-    return numbers
-
-
-#: Placeholders of the shot command templates (shots.md section 3, step 4).
-SHOT_PLACEHOLDERS: tuple[str, ...] = (
-    "shotid", "obs_number", "ra", "dec", "azimuth", "track", "track_name",
-    "exposure", "seconds", "exp01", "exp02", "exp03", "dither_with_probes",
-)
-#: Placeholders of ``[paths] shuffle_conf_template`` (shots.md section 1).
-SHUFFLE_PLACEHOLDERS: tuple[str, ...] = ("shotid", "QIFU", "track", "track_initial", "track_name")
-
-
-def template_fields(template: str) -> list[str]:
-    """The placeholder names of a ``str.format`` template (``{a.b[0]:07d}`` -> ``a``).
-
-    Raises :class:`ValueError` for a template that cannot be parsed (a lone brace).
-    """
-    names = []
-    for _text, field_name, _spec, _conversion in string.Formatter().parse(template):
-        if field_name is None:
-            continue
-        root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
-        if not root or root.isdigit():
-            raise ValueError(f"positional placeholder {{{field_name}}}: use a name")
-        names.append(root)
-    return names
-
-
-def _template(known: tuple[str, ...], command: bool) -> Callable[[Config, str, str], Any]:
-    """A command (split like a shell line) or path template whose placeholders are all known.
-
-    A template with ``{nosuch}`` would fail every shot in the middle of the
-    night; it fails at start instead (and a live update is refused).
-    """
-
-    def check(config: Config, section: str, option: str) -> Any:
-        value = config.get_command(section, option) if command else config.get_str(section, option)
-        for word in value if command else [value]:
-            try:
-                names = template_fields(word)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"{config._where(section, option, config._raw(section, option))}: "
-                    f"bad template: {exc}") from None
-            unknown = [n for n in names if n not in known]
-            if unknown:
-                raise ConfigError(
-                    f"{config._where(section, option, config._raw(section, option))}: unknown "
-                    f"placeholder {{{unknown[0]}}}; known: "
-                    + " ".join("{" + k + "}" for k in known))
-        return value
-
-    return check
-
-
-def _choice(*choices: str) -> Callable[[Config, str, str], str]:
-    return lambda c, s, o: c.get_choice(s, o, choices)
-
-
-_INT = Config.get_int
-_FLOAT = Config.get_float
-_BOOL = Config.get_bool
-_URLS = Config.get_urls
-_POS_INT = _nonneg(Config.get_int)
-_POS_FLOAT = _nonneg(Config.get_float)
-_GT0_FLOAT = _positive(Config.get_float)
-
-#: The type of every option that has one; ``validate`` and live updates use it.
-_TYPES: dict[tuple[str, str], Callable[[Config, str, str], Any]] = {
-    ("general", "alert_after"): _POS_FLOAT,
-    ("general", "alert_every"): _POS_FLOAT,
-    ("general", "log_level"): _choice("debug", "info", "warn", "error", "critical"),
-    ("general", "json_log_level"): _choice("debug", "info", "warn", "error", "critical"),
-    ("general", "alert_command"): Config.get_command,
-    ("urls", "event_urls"): _URLS,
-    ("urls", "ocd_db_replay"): _URLS,
-    ("urls", "ocd_main_loop"): _URLS,
-    ("urls", "ocd_allow_hetdex"): _URLS,
-    ("urls", "ocd_config"): _URLS,
-    ("urls", "ocd_run_shot"): _URLS,
-    ("topics", "auto_subscribe"): _BOOL,
-    ("run", "n_ocd_main_loop"): _POS_INT,
-    ("run", "n_ocd_run_shot"): _POS_INT,
-    ("config", "n_ocd_config"): _POS_INT,
-    ("allow_hetdex", "n_ocd_allow_hetdex"): _POS_INT,
-    ("run_shot", "n_ocd_run_shot"): _POS_INT,
-    ("run_shot", "dither_with_probes"): _BOOL,
-    ("run_shot", "wait_last_write"): _BOOL,
-    ("run_shot", "exptimes"): _exptimes,
-    ("run_shot", "syscmd_command"): _template(SHOT_PLACEHOLDERS + ("switch", "command"), True),
-    ("run_shot", "dither_command"): _template(SHOT_PLACEHOLDERS, True),
-    ("paths", "shuffle_conf_template"): _template(SHUFFLE_PLACEHOLDERS, False),
-    ("paths", "data_dir"): _template(SHOT_PLACEHOLDERS, False),
-    ("run_shot", "syscmd_timeout"): _GT0_FLOAT,
-    ("run_shot", "dither_timeout"): _GT0_FLOAT,
-    ("run_shot", "kill_grace"): _POS_FLOAT,
-    ("run_shot", "last_write_quiet"): _POS_FLOAT,
-    ("run_shot", "last_write_timeout"): _POS_FLOAT,
-    ("db_replay", "progress_interval"): _POS_FLOAT,
-    ("docker_mysql", "port"): _POS_INT,
-    ("docker_mysql", "start_timeout"): _POS_FLOAT,
-    ("database", "backend"): _choice("mysql", "sqlite"),
-    ("database", "port"): _POS_INT,
-    ("database", "first_obsnum"): _INT,
-    ("database", "timeout"): _POS_FLOAT,
-    ("decision", "tcs_timeout"): _POS_FLOAT,
-    ("decision", "weather_timeout"): _POS_FLOAT,
-    ("decision", "max_humidity"): _FLOAT,
-    ("decision", "max_wind"): _FLOAT,
-    ("decision", "require_shutter"): _BOOL,
-    ("decision", "fwhm_window"): _POS_FLOAT,
-    ("decision", "max_fwhm"): _POS_FLOAT,
-    ("decision", "default_fwhm"): _POS_FLOAT,
-    ("decision", "min_transparency"): _FLOAT,
-    ("decision", "default_transparency"): _FLOAT,
-    ("decision", "report_interval"): _GT0_FLOAT,
-    ("decision", "decide_interval"): _POS_FLOAT,
-    ("decision", "shot_grace"): _POS_FLOAT,
-    ("scheduler", "max_sun_alt"): _FLOAT,
-    ("scheduler", "half_width"): _POS_FLOAT,
-    ("scheduler", "overhead"): _POS_FLOAT,
-    ("scheduler", "lookahead"): _POS_FLOAT,
-    ("dates", "clock"): _choice("tcs", "system"),
-    ("status", "endpoint"): lambda c, s, o: _status_endpoint(c.get_str(s, o)),
-}
-
-
-def check_endpoint(description: str) -> None:
-    """Raise ConfigError unless ``description`` is a Twisted server endpoint string.
-
-    Parsed with ``serverFromString`` and no reactor: the endpoint is only
-    described here; the status service makes it on its reactor at start.
-    """
-    from twisted.internet.endpoints import serverFromString
-
-    try:
-        serverFromString(None, description)
-    except Exception as exc:
-        raise ConfigError(f"[status] endpoint {description!r} is not a Twisted server "
-                          f"endpoint string (like tcp:8642:interface=127.0.0.1): {exc}") from None
-
-
-def _status_endpoint(value: str) -> str:
-    """``[status] endpoint``: empty, or a Twisted server endpoint string."""
-    if value.strip():
-        check_endpoint(value.strip())
-    return value
-
-
-def register_type(section: str, option: str, check: Callable[[Config, str, str], Any]) -> None:
-    """Let a module declare the type of an option it owns (checked at start)."""
-    _TYPES[(section, option)] = check
 
 
 def apply_live_update(config: Config, section: str, option: str, value: str) -> tuple[bool, str]:
@@ -607,7 +413,7 @@ def apply_live_update(config: Config, section: str, option: str, value: str) -> 
     trial = config.copy()
     try:
         trial.set(section, option, value, origin=LIVE_UPDATE)
-        check = _TYPES.get((section, option))
+        check = OPTION_TYPES.get((section, option))
         if check is not None:
             check(trial, section, option)
         else:

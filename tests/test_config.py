@@ -13,7 +13,7 @@ from ocd.cli import main
 from ocd.config import (
     Config,
     ConfigError,
-    _TYPES,
+    OPTION_TYPES,
     apply_live_update,
     master_text,
     split_list,
@@ -53,7 +53,7 @@ def test_every_master_option_is_documented():
 
 def test_every_typed_option_exists_in_the_master():
     config = Config()
-    missing = [key for key in _TYPES if not config.has_option(*key)]
+    missing = [key for key in OPTION_TYPES if not config.has_option(*key)]
     assert missing == []
 
 
@@ -342,3 +342,37 @@ def test_cli_exits_2_on_a_bad_choice(capsys):
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
 
+
+
+def test_every_typed_option_is_checked_by_a_command_that_never_imports_the_main_loop(child_env):
+    """``[dates] max_time_offset``, ``mock_time`` and ``[topics] heartbeat_interval``
+    were checked only once the main loop's or the clock's module had been
+    imported (they registered their checks on import): ``ocd allow_hetdex``
+    or ``ocd config copy`` loaded -5 or ``tomorrow`` without a word."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = """
+import sys
+from ocd.config import Config, ConfigError
+for section, option, value in [("dates", "max_time_offset", "-5"), ("dates", "mock_time", "tomorrow"),
+                               ("topics", "heartbeat_interval", "0")]:
+    try:
+        Config.load(None, [(section, option, value)])
+    except ConfigError as exc:
+        print("refused:", exc)
+    else:
+        print("accepted:", section, option, value)
+print("main loop imported:", "ocd.services.main_loop" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], env=child_env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "main loop imported: False"
+    assert [line.split(":")[0] for line in lines[:-1]] == ["refused"] * 3, lines
+    assert "max_time_offset" in lines[0] and "expected a value >= 0" in lines[0]
+    assert "mock_time" in lines[1] and "ISO 8601 or epoch seconds" in lines[1]
+    assert "heartbeat_interval" in lines[2] and "expected a value > 0" in lines[2]

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from ocd.config import _TYPES, Config, ConfigError, apply_live_update
+from ocd.config import Config, ConfigError, apply_live_update
+from ocd.config_checks import OPTION_TYPES
 from ocd.core.events import BOOKKEEPING, TCS_FIELDS, MalformedEvent, UrlKind, parse_frames
 from ocd.core.shots import ShotListError, parse_shot_text
 from ocd.core.shuffle import ShuffleError, read_shuffle, setup_commands
@@ -205,7 +206,7 @@ def test_shuffle_files_read_or_say_what_is_wrong(tmp_path):
 
 # -- configuration values ------------------------------------------------------------
 
-TYPED = sorted(_TYPES)
+TYPED = sorted(OPTION_TYPES)
 values = st.one_of(st.text(max_size=30), st.sampled_from(
     ["nan", "inf", "-inf", "-5", "0", "1e300", "nan nan nan", "-5 -5 -5", "1e300 1 1",
      "tcp://127.0.0.1:1", "yes", "${NOSUCH}", "$$", "/bin/sh -c 'x'", "'unclosed"]))

@@ -22,14 +22,28 @@ is passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol, TypeVar
 
-from ocd.config import Config, register_type
 from ocd.core.events import parse_time
+
+T = TypeVar("T")
+
+
+class ClockOptions(Protocol):
+    """What :meth:`OcdClock.from_config` reads of a configuration (``ocd.config.Config``)."""
+
+    def get_choice(self, section: str, option: str, choices: Iterable[str]) -> str: ...
+    def convert(self, section: str, option: str, kind: str, convert: Callable[[str], T]) -> T: ...
+
 
 TCS = "tcs"
 SYSTEM = "system"
 #: A step back in telescope time larger than this (s) is a jump back.
 DEFAULT_JUMP_TOLERANCE = 60.0
+
+
+#: What ``[dates] mock_time`` holds, for the error about a value that is not one.
+MOCK_TIME_KIND = "ISO 8601 or epoch seconds"
 
 
 def parse_mock_time(text: str) -> float | None:
@@ -38,14 +52,6 @@ def parse_mock_time(text: str) -> float | None:
     if not text:
         return None
     return parse_time(text)
-
-
-def _check_mock_time(config: Config, section: str, option: str) -> float | None:
-    """The typed getter of ``[dates] mock_time``; errors name where it was set."""
-    return config._convert(section, option, "ISO 8601 or epoch seconds", parse_mock_time)
-
-
-register_type("dates", "mock_time", _check_mock_time)
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,9 @@ class OcdClock:
         self.tcs_time: float | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> "OcdClock":
+    def from_config(cls, config: ClockOptions) -> "OcdClock":
         mode = config.get_choice("dates", "clock", (TCS, SYSTEM))
-        return cls(mode, _check_mock_time(config, "dates", "mock_time"))
+        return cls(mode, config.convert("dates", "mock_time", MOCK_TIME_KIND, parse_mock_time))
 
     def observe(self, data_time: float) -> JumpBack | None:
         """A telescope event's ``__data_time``; returns a :class:`JumpBack` when

@@ -23,7 +23,7 @@ from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
-from ocd.config import Config, ConfigError, register_type
+from ocd.config import Config, ConfigError
 from ocd.core.clock import OcdClock
 from ocd.core.counters import BoundedNames, Counters, RateLimitedWarnings
 from ocd.core.events import TCS_TOPICS, Event, MalformedEvent, UrlKind, make_event
@@ -485,24 +485,6 @@ def _failure(exc: Exception) -> Any:
     from twisted.python.failure import Failure
 
     return Failure(exc, type(exc), exc.__traceback__)
-
-
-def _positive_seconds(config: Config, section: str, option: str) -> float:
-    value = config.get_float(section, option)
-    if not value > 0:
-        raise ConfigError(f"{config._where(section, option, str(value))}: expected a value > 0")
-    return value
-
-
-def _offset_seconds(config: Config, section: str, option: str) -> float:
-    value = config.get_float(section, option)
-    if value < 0:
-        raise ConfigError(f"{config._where(section, option, str(value))}: expected a value >= 0")
-    return value
-
-
-register_type("dates", "max_time_offset", _offset_seconds)
-register_type("topics", "heartbeat_interval", _positive_seconds)
 
 
 class ControlChannels(Service):

@@ -29,7 +29,8 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 
 from ocd import __version__
-from ocd.config import Config, check_endpoint
+from ocd.config import Config
+from ocd.config_checks import check_endpoint
 from ocd.core.topics import ArmingState, MachineName, Topic
 from ocd.core.status import (
     BlockedTime,

@@ -1,0 +1,243 @@
+"""What each option may hold: the checks of typed options, and ConfigError.
+
+:class:`ocd.config.Config` reads the layers and converts text; this module
+says which options have a type and what makes a value wrong (a negative
+timeout, ``nan`` exposure times, a template with ``{nosuch}``, an endpoint
+Twisted cannot parse). :data:`OPTION_TYPES` is checked whole at start and
+per option for a live update, by every command that loads a configuration,
+so a bad value fails at start, not in the middle of a night.
+
+A check takes the configuration, a section and an option, reads the value
+through the configuration's typed getters (:class:`Options`) and returns it
+or raises :class:`ConfigError` naming where the value was set.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from typing import Any, Callable, Iterable, Protocol, TypeVar
+
+from ocd.core.clock import MOCK_TIME_KIND, parse_mock_time
+from ocd.core.shot_tracker import MAX_EXPTIME
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with where it is (file, section, option)."""
+
+
+class Options(Protocol):
+    """What a check reads of a configuration (:class:`ocd.config.Config` has it)."""
+
+    def where(self, section: str, option: str, value: str) -> str: ...
+    def raw(self, section: str, option: str) -> str: ...
+    def convert(self, section: str, option: str, kind: str, convert: Callable[[str], T]) -> T: ...
+    def get_str(self, section: str, option: str) -> str: ...
+    def get_float_list(self, section: str, option: str, length: int | None = None) -> list[float]: ...
+    def get_command(self, section: str, option: str) -> list[str]: ...
+    def get_choice(self, section: str, option: str, choices: Iterable[str]) -> str: ...
+
+
+def _nonneg(getter: Callable[[Options, str, str], float]) -> Callable[[Options, str, str], float]:
+    def check(config: Options, section: str, option: str) -> float:
+        value = getter(config, section, option)
+        if value < 0:
+            raise ConfigError(
+                f"{config.where(section, option, str(value))}: expected a value >= 0"
+            )
+        return value
+
+    return check
+
+
+def _positive(getter: Callable[[Options, str, str], float]) -> Callable[[Options, str, str], float]:
+    def check(config: Options, section: str, option: str) -> float:
+        value = getter(config, section, option)
+        if value <= 0:
+            raise ConfigError(
+                f"{config.where(section, option, str(value))}: expected a value > 0"
+            )
+        return value
+
+    return check
+
+
+# MAX_EXPTIME (one day) bounds ``[run_shot] exptimes``: beyond it a value is a
+# typo or an attack (``1e300``), and deadlines built on it overflow. The same
+# bound holds for the exposure times of a START (ocd.core.shot_tracker).
+
+
+def _exptimes(config: Options, section: str, option: str) -> list[float]:
+    """Three finite numbers, each > 0 and at most :data:`MAX_EXPTIME` seconds."""
+    numbers = config.get_float_list(section, option, 3)
+    for number in numbers:
+        if not (math.isfinite(number) and 0 < number <= MAX_EXPTIME):
+            raise ConfigError(
+                f"{config.where(section, option, config.raw(section, option))}: expected "
+                f"three finite numbers > 0 and at most {MAX_EXPTIME:.0f} s, got {number!r}"
+            )
+    return numbers
+
+
+#: Placeholders of the shot command templates (shots.md section 3, step 4).
+SHOT_PLACEHOLDERS: tuple[str, ...] = (
+    "shotid", "obs_number", "ra", "dec", "azimuth", "track", "track_name",
+    "exposure", "seconds", "exp01", "exp02", "exp03", "dither_with_probes",
+)
+#: Placeholders of ``[paths] shuffle_conf_template`` (shots.md section 1).
+SHUFFLE_PLACEHOLDERS: tuple[str, ...] = ("shotid", "QIFU", "track", "track_initial", "track_name")
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a ``str.format`` template (``{a.b[0]:07d}`` -> ``a``).
+
+    Raises :class:`ValueError` for a template that cannot be parsed (a lone brace).
+    """
+    names = []
+    for _text, field_name, _spec, _conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if not root or root.isdigit():
+            raise ValueError(f"positional placeholder {{{field_name}}}: use a name")
+        names.append(root)
+    return names
+
+
+def _template(known: tuple[str, ...], command: bool) -> Callable[[Options, str, str], Any]:
+    """A command (split like a shell line) or path template whose placeholders are all known.
+
+    A template with ``{nosuch}`` would fail every shot in the middle of the
+    night; it fails at start instead (and a live update is refused).
+    """
+
+    def check(config: Options, section: str, option: str) -> Any:
+        value = config.get_command(section, option) if command else config.get_str(section, option)
+        for word in value if command else [value]:
+            try:
+                names = template_fields(word)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{config.where(section, option, config.raw(section, option))}: "
+                    f"bad template: {exc}") from None
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ConfigError(
+                    f"{config.where(section, option, config.raw(section, option))}: unknown "
+                    f"placeholder {{{unknown[0]}}}; known: "
+                    + " ".join("{" + k + "}" for k in known))
+        return value
+
+    return check
+
+
+def _choice(*choices: str) -> Callable[[Options, str, str], str]:
+    return lambda c, s, o: c.get_choice(s, o, choices)
+
+
+def _getter(name: str) -> Callable[[Options, str, str], Any]:
+    return lambda config, section, option: getattr(config, name)(section, option)
+
+
+_INT = _getter("get_int")
+_FLOAT = _getter("get_float")
+_BOOL = _getter("get_bool")
+_URLS = _getter("get_urls")
+_COMMAND = _getter("get_command")
+_POS_INT = _nonneg(_INT)
+_POS_FLOAT = _nonneg(_FLOAT)
+_GT0_FLOAT = _positive(_FLOAT)
+
+
+def _mock_time(config: Options, section: str, option: str) -> float | None:
+    """``[dates] mock_time``: empty, or ISO 8601 or epoch seconds."""
+    return config.convert(section, option, MOCK_TIME_KIND, parse_mock_time)
+
+
+#: The type of every option that has one: checked at start (``Config.load``)
+#: and for every live update (``ocd config send``), whichever command loads it.
+OPTION_TYPES: dict[tuple[str, str], Callable[[Options, str, str], Any]] = {
+    ("general", "alert_after"): _POS_FLOAT,
+    ("general", "alert_every"): _POS_FLOAT,
+    ("general", "log_level"): _choice("debug", "info", "warn", "error", "critical"),
+    ("general", "json_log_level"): _choice("debug", "info", "warn", "error", "critical"),
+    ("general", "alert_command"): _COMMAND,
+    ("urls", "event_urls"): _URLS,
+    ("urls", "ocd_db_replay"): _URLS,
+    ("urls", "ocd_main_loop"): _URLS,
+    ("urls", "ocd_allow_hetdex"): _URLS,
+    ("urls", "ocd_config"): _URLS,
+    ("urls", "ocd_run_shot"): _URLS,
+    ("topics", "auto_subscribe"): _BOOL,
+    ("run", "n_ocd_main_loop"): _POS_INT,
+    ("run", "n_ocd_run_shot"): _POS_INT,
+    ("config", "n_ocd_config"): _POS_INT,
+    ("allow_hetdex", "n_ocd_allow_hetdex"): _POS_INT,
+    ("run_shot", "n_ocd_run_shot"): _POS_INT,
+    ("run_shot", "dither_with_probes"): _BOOL,
+    ("run_shot", "wait_last_write"): _BOOL,
+    ("run_shot", "exptimes"): _exptimes,
+    ("run_shot", "syscmd_command"): _template(SHOT_PLACEHOLDERS + ("switch", "command"), True),
+    ("run_shot", "dither_command"): _template(SHOT_PLACEHOLDERS, True),
+    ("paths", "shuffle_conf_template"): _template(SHUFFLE_PLACEHOLDERS, False),
+    ("paths", "data_dir"): _template(SHOT_PLACEHOLDERS, False),
+    ("run_shot", "syscmd_timeout"): _GT0_FLOAT,
+    ("run_shot", "dither_timeout"): _GT0_FLOAT,
+    ("run_shot", "kill_grace"): _POS_FLOAT,
+    ("run_shot", "last_write_quiet"): _POS_FLOAT,
+    ("run_shot", "last_write_timeout"): _POS_FLOAT,
+    ("db_replay", "progress_interval"): _POS_FLOAT,
+    ("docker_mysql", "port"): _POS_INT,
+    ("docker_mysql", "start_timeout"): _POS_FLOAT,
+    ("database", "backend"): _choice("mysql", "sqlite"),
+    ("database", "port"): _POS_INT,
+    ("database", "first_obsnum"): _INT,
+    ("database", "timeout"): _POS_FLOAT,
+    ("decision", "tcs_timeout"): _POS_FLOAT,
+    ("decision", "weather_timeout"): _POS_FLOAT,
+    ("decision", "max_humidity"): _FLOAT,
+    ("decision", "max_wind"): _FLOAT,
+    ("decision", "require_shutter"): _BOOL,
+    ("decision", "fwhm_window"): _POS_FLOAT,
+    ("decision", "max_fwhm"): _POS_FLOAT,
+    ("decision", "default_fwhm"): _POS_FLOAT,
+    ("decision", "min_transparency"): _FLOAT,
+    ("decision", "default_transparency"): _FLOAT,
+    ("decision", "report_interval"): _GT0_FLOAT,
+    ("decision", "decide_interval"): _POS_FLOAT,
+    ("decision", "shot_grace"): _POS_FLOAT,
+    ("scheduler", "max_sun_alt"): _FLOAT,
+    ("scheduler", "half_width"): _POS_FLOAT,
+    ("scheduler", "overhead"): _POS_FLOAT,
+    ("scheduler", "lookahead"): _POS_FLOAT,
+    ("dates", "clock"): _choice("tcs", "system"),
+    ("dates", "mock_time"): _mock_time,
+    ("dates", "max_time_offset"): _POS_FLOAT,
+    ("topics", "heartbeat_interval"): _GT0_FLOAT,
+    ("status", "endpoint"): lambda c, s, o: _status_endpoint(c.get_str(s, o)),
+}
+
+
+def check_endpoint(description: str) -> None:
+    """Raise ConfigError unless ``description`` is a Twisted server endpoint string.
+
+    Parsed with ``serverFromString`` and no reactor: the endpoint is only
+    described here; the status service makes it on its reactor at start.
+    """
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(None, description)
+    except Exception as exc:
+        raise ConfigError(f"[status] endpoint {description!r} is not a Twisted server "
+                          f"endpoint string (like tcp:8642:interface=127.0.0.1): {exc}") from None
+
+
+def _status_endpoint(value: str) -> str:
+    """``[status] endpoint``: empty, or a Twisted server endpoint string."""
+    if value.strip():
+        check_endpoint(value.strip())
+    return value
