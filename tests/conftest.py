@@ -129,6 +129,33 @@ def _longest_first(items: list) -> None:
     items.sort(key=lambda item: -seconds(item))
 
 
+def stopped(service) -> None:
+    """Stop ``service`` and check that it has stopped: the Deferred ``stopService``
+    may return has fired, without a failure (re-raised here).
+
+    For a service on a ``Clock`` or one whose stop is synchronous; a service
+    on the real reactor is stopped with ``pytest_twisted.blockon`` instead.
+    An unchecked ``stopService()`` lost both a stop that never finished (a
+    shot still running) and one that failed.
+    """
+    from twisted.internet.defer import maybeDeferred
+    from twisted.python.failure import Failure
+
+    outcome: list = []
+    maybeDeferred(service.stopService).addBoth(outcome.append)
+    assert outcome, f"{service!r}: stopService() has not finished"
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+
+
+def stopped_on_reactor(service) -> None:
+    """Stop ``service`` (on the real reactor) and wait until it has stopped."""
+    import pytest_twisted
+    from twisted.internet.defer import maybeDeferred
+
+    pytest_twisted.blockon(maybeDeferred(service.stopService))
+
+
 def reap(child) -> None:
     """End a test's child process for good: kill it if it still runs, close its pipes.
 

@@ -25,6 +25,7 @@ from ocd.core.shuffle import ShuffleError, read_shuffle, setup_commands
 from ocd.services.orchestrator import Orchestrator
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 from ocd.sim.shuffle_files import shuffle_text
+from conftest import stopped
 
 NIGHT = 1740031200.0
 
@@ -90,7 +91,7 @@ def orchestrators(tmp_path):
         loops[kind].startService()
     yield loops
     for loop in loops.values():
-        loop.stopService()
+        stopped(loop)
 
 
 def test_random_frames_never_escape_and_the_counters_add_up(orchestrators):

@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 
 from ocd.config import Config
 from ocd.core.events import UrlKind, event_from_payload, make_payload
+from conftest import stopped
 
 NIGHT = 1740031200.0
 
@@ -65,7 +66,7 @@ def test_a_step_back_of_the_wall_clock_hides_no_dead_tcs(tmp_path):
         made = [e for e in heard if e.topic == "ocd.decision.made"][-1]
         assert made.wire_time == wall.now  # stamps too
     finally:
-        loop.stopService()
+        stopped(loop)
 
 
 def test_a_step_forward_does_not_declare_a_shot_lost(tmp_path):
@@ -85,7 +86,7 @@ def test_a_step_forward_does_not_declare_a_shot_lost(tmp_path):
         loop.tick()
         assert loop.failed_shot and loop.shot.state == "idle"
     finally:
-        loop.stopService()
+        stopped(loop)
 
 
 def test_use_monotonic_clock_keeps_pending_delays():

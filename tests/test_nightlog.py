@@ -14,6 +14,7 @@ import pytest
 from ocd.cli import main as ocd_main
 from ocd.core.events import make_event
 from ocd.services.nightlog import NightLog, build_report, load_night, night_of
+from conftest import stopped
 
 T = 1740106800.0  # 2025-02-21 03:00:00 UTC: the night of 2025-02-20 at the HET
 
@@ -70,7 +71,7 @@ def build_night(path) -> None:
     arm(log, T + 2400, "not_allowed", "self_disarm", "shot DEX2 failed")
     decision(log, T + 2400, "not_allowed", "failed_shot")
     clock.now = T + 3600
-    log.stopService()
+    stopped(log)
     # OCD restarted 10 minutes later, armed, started a shot; the log ends during it.
     clock.now = T + 4200
     log.startService()

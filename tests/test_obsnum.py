@@ -11,6 +11,7 @@ import pytest_twisted
 
 from ocd.config import Config
 from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
+from conftest import stopped
 
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
 
@@ -110,7 +111,7 @@ def test_mysql_two_pools_reserve_200_distinct_consecutive(mysql_db):
         assert all(pool.available for pool in pools)
     finally:
         for pool in pools:
-            pool.stopService()
+            stopped(pool)
 
 
 @pytest.mark.integration
@@ -128,7 +129,7 @@ def test_mysql_record_taken_is_refused(mysql_db):
         assert number == 4322
         assert _rows(mysql_db) == [(4321, "DEX00001"), (4322, "DEX00003")]
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest.mark.integration
@@ -143,7 +144,7 @@ def test_mysql_unreachable_gives_unavailable_not_a_crash():
         assert "127.0.0.1" in str(info.value)
         assert pool.last_error
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest.mark.integration
@@ -196,7 +197,7 @@ def test_mysql_server_lost_mid_night_then_back(mysql_db):
         second = yield pool.reserve("DEX00003")
         assert second == 2 and pool.available
     finally:
-        pool.stopService()
+        stopped(pool)
         yield port.stopListening()
         for proto in list(proxy.live):
             proto.transport.abortConnection()
@@ -217,7 +218,7 @@ def test_sqlite_two_pools_reserve_200_distinct_consecutive(tmp_path):
         assert path.exists()
     finally:
         for pool in pools:
-            pool.stopService()
+            stopped(pool)
 
 
 @pytest.mark.integration
@@ -231,7 +232,7 @@ def test_sqlite_record_and_reserve(tmp_path):
             yield pool.record(50, "C")
         assert (yield pool.reserve("D")) == 61
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest.mark.integration
@@ -245,7 +246,7 @@ def test_sqlite_unusable_file_gives_unavailable(tmp_path):
             yield pool.reserve("A")
         assert not pool.available
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest_twisted.inlineCallbacks
@@ -310,7 +311,7 @@ def test_mysql_unknown_database_at_start_is_one_clear_line(mysql_db, obsnum_log)
         assert len(obsnum_log.lines("error")) == 1
         assert pool.attempts == 4
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest.mark.integration
@@ -327,7 +328,7 @@ def test_mysql_access_denied_is_reported_as_such(mysql_db, obsnum_log):
         assert re.search(r"\(MySQL error (1045|1698)\)", pool.last_error), pool.last_error
         assert pool.attempts == 1
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest.mark.integration
@@ -340,14 +341,14 @@ def test_mysql_down_is_tried_once_more_then_back_logged_once(mysql_db, obsnum_lo
         assert ok is False and pool.attempts == 2  # a connection error: one retry
         assert "Can't connect" in pool.last_error
         pool.port = 3306  # the server "comes back"
-        pool.stopService()
+        stopped(pool)
         pool.startService()
         ok = yield pool.started_check
         assert ok is True and pool.available and pool.last_error is None
         assert len(obsnum_log.lines("error")) == 1
         assert any("can be used again" in line for line in obsnum_log.lines("info"))
     finally:
-        pool.stopService()
+        stopped(pool)
 
 
 @pytest.mark.integration
@@ -359,7 +360,7 @@ def test_pool_closed_during_a_retry_is_unavailable_not_an_attribute_error(tmp_pa
     pool = _started(_mysql_config("ocd", port=str(_free_port())))
     yield pool.started_check
     d = pool.reserve("DEX00001")
-    pool.stopService()  # joins the pool's thread: the refused connect is in
+    stopped(pool)  # joins the pool's thread: the refused connect is in
     with pytest.raises(ObsnumUnavailable) as info:
         yield d
     assert "pool is not running" in str(info.value)

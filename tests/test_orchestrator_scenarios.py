@@ -29,6 +29,7 @@ from ocd.services.orchestrator import Orchestrator
 from ocd.services.shot_store import ShotStore
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
 from ocd.sim.shuffle_files import write_shuffle_files
+from conftest import stopped
 
 # A dark moment of the default sample night (2025-02-20, 06:00 UTC).
 NIGHT = 1740031200.0
@@ -355,7 +356,7 @@ def test_obsnum_conflict_retries_exhausted_blocks_and_the_loop_lives(site, tmp_p
     ocd.advance(1)
     assert pool.fake_pool.attempts > tries and ocd.loop.running
     assert ocd.loop.shot.state == "idle"
-    pool.stopService()
+    stopped(pool)
 
 
 def test_a_malformed_frame_on_the_memory_bus_is_counted_not_fatal(site):

@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 
 from ocd.config import Config
 from ocd.services.programs import missing_detail, resolve_programs, standin_detail
+from conftest import stopped
 
 #: Programs of the telescope that OCD runs (shots.md section 3) or that
 #: write its inputs: no command of ours may carry one of these names.
@@ -100,7 +101,7 @@ def test_main_loop_blocks_on_a_missing_program_until_it_appears(tmp_path, monkey
         loop.tick()  # checked on every tick
         assert "programs_missing" not in loop.last_decision.blockers
     finally:
-        loop.stopService()
+        stopped(loop)
 
 
 def test_stand_ins_are_loud_in_every_decision(tmp_path):
@@ -122,4 +123,4 @@ def test_stand_ins_are_loud_in_every_decision(tmp_path):
         assert "programs_missing" not in made[-1]["blockers"]
         assert "STAND-IN" in made[-1]["details"]["stand_ins"]
     finally:
-        loop.stopService()
+        stopped(loop)

@@ -22,6 +22,7 @@ from ocd.services.nightlog import NightLog, build_report, load_night
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.shadow_compare import compare_shadow
 from ocd.sim.shotlist import make_sample_shots, shot_list_text
+from conftest import stopped
 
 # A dark stretch, 2025-02-20 03:00 to 09:00 UTC (the night of the 19th at the HET).
 NIGHT = 1740031200.0
@@ -84,9 +85,9 @@ def shadow_night(tmp_path: Path):
     loop.startService()
     yield loop, clock, heard, obsnum, night_log, tmp_path
     if loop.running:
-        loop.stopService()
+        stopped(loop)
     if night_log.running:
-        night_log.stopService()
+        stopped(night_log)
 
 
 def test_a_shadow_night_starts_nothing_and_compares_with_the_crew(shadow_night):
@@ -133,8 +134,8 @@ def test_a_shadow_night_starts_nothing_and_compares_with_the_crew(shadow_night):
     assert not [e for e in heard if e.topic == "ocd.run_shot.run"]
     assert loop.arming.state == "not_allowed"
 
-    loop.stopService()
-    night_log.stopService()
+    stopped(loop)
+    stopped(night_log)
     night, rows = load_night(tmp_path / "night.sqlite")
     report = build_report(rows, night)
     assert report.shadow

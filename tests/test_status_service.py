@@ -24,6 +24,7 @@ from ocd.config import Config, ConfigError
 from ocd.core.events import MalformedEvent, UrlKind
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.status import StatusProvider, status_service
+from conftest import stopped
 
 def arm(loop: Orchestrator, allow: bool = True) -> None:
     """Through the main loop's own handler, as ``ocd allow_hetdex`` would."""
@@ -50,7 +51,7 @@ def make_loop(tmp_path: Path):
 
     yield make
     for loop in made:
-        loop.stopService()
+        stopped(loop)
 
 
 def test_status_follows_arming_and_the_verdict(make_loop):

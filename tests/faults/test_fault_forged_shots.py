@@ -19,6 +19,7 @@ import pytest_twisted
 
 from bus_helpers import make_config, sleep, wait_until
 from faults_helpers import arm
+from conftest import stopped_on_reactor
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def ocd(free_url, tmp_path):
     service = makeService(config, reactor)
     service.startService()
     yield service, config, tmp_path / "alerts"
-    service.stopService()
+    stopped_on_reactor(service)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest_twisted
 
 from bus_helpers import make_config
 from ocd.config import Config, ConfigError
+from conftest import stopped_on_reactor
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def ocd(free_url):
     service = makeService(config, reactor)
     service.startService()
     yield service, config
-    service.stopService()
+    stopped_on_reactor(service)
 
 
 @pytest_twisted.inlineCallbacks

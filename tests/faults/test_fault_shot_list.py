@@ -19,6 +19,7 @@ from twisted.internet.task import Clock
 from faults_helpers import run_shot_event
 from ocd.config import Config
 from ocd.services.orchestrator import Orchestrator
+from conftest import stopped
 
 LINE = ("{shotid} 12.401733 56.1464 2 1 {n_obs} -1 89 HET18-2-100 HS0015_E 000 10:55:31.00 "
         "+51:07:40.44 2000 0.0 0.0 2000\n")
@@ -67,7 +68,7 @@ def night(tmp_path):
     night = Night(tmp_path)
     yield night
     for loop in night.loops:
-        loop.stopService()
+        stopped(loop)
 
 
 def counts(loop) -> dict[str, int]:
@@ -132,7 +133,7 @@ def test_a_restart_without_the_list_keeps_the_stored_counts(night):
     night.write(shot_list(DEX00001=2))
     loop = night.start()
     observe(loop, "DEX00001", 1001)
-    loop.stopService()
+    stopped(loop)
     night.loops.remove(loop)
     night.write(None)
     loop = night.start()

@@ -17,6 +17,7 @@ import pytest
 from twisted.logger import LogLevel, LogPublisher, Logger, eventsFromJSONLogFile
 
 from ocd.json_log import JsonLogFile, add_trouble_listener, remove_trouble_listener
+from conftest import stopped
 
 
 class FullDisk:
@@ -140,7 +141,7 @@ def test_the_main_loop_alerts_once_when_its_json_log_fails(tmp_path):
             log.info("x {i}", i=i)
         clock.advance(0)
     finally:
-        loop.stopService()
+        stopped(loop)
         observer.close()
     assert len(alerts) == 1 and "cannot be written" in alerts[0]
     assert loop.counters.get("json_log.failed") == 1

@@ -22,6 +22,7 @@ from ocd.core.topics import Topic
 from ocd.services.main_loop import MainLoop
 from ocd.services.replay import ReplayDatabase
 from ocd.sim.night import generate_night
+from conftest import stopped_on_reactor
 
 START = 1740098895.0  # sunset at the HET, 2025-02-20
 
@@ -95,7 +96,7 @@ def replay_ocd(free_url):
     service = makeService(config, reactor)
     service.startService()
     yield config, service
-    service.stopService()
+    stopped_on_reactor(service)
 
 
 @pytest.mark.integration
