@@ -13,7 +13,7 @@ are rendered one per line and compared with the golden file. Shots run
 ``true`` for syscmd and hetdex-dither.py, so a shot lasts a fraction of a
 second of wall time; how long exactly depends on the machine's load, so a
 time may differ from the golden one by up to TOLERANCE seconds of night
-(6 s of wall time). With the suite's three workers on two cores a shot of
+(6 s of wall time). With three or four test workers on two cores a shot of
 14 ``true`` took 5 s of wall time: at 600 with seed 5's list (a tolerance
 of 2 s, shots 23 minutes apart) it ran into the next shot's window, at 300
 its end moved by 22 minutes; anything else that differs is a change of
