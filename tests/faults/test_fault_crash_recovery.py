@@ -117,6 +117,20 @@ def _dither_pid(calls) -> int | None:
     return None
 
 
+def _running_group(state_db) -> int | None:
+    """The process group of the running shot, as recorded (with its start time and boot id)."""
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=1)) as conn:
+            row = conn.execute("SELECT pgid FROM running WHERE id = 1 AND pgid_start IS NOT NULL"
+                               " AND boot_id IS NOT NULL").fetchone()
+    except sqlite3.Error:  # not created yet, or busy: ask again
+        return None
+    return row[0] if row else None
+
+
 def _allow(ocd_command, cfg, env):
     from faults_helpers import REPO
 
@@ -164,7 +178,12 @@ def test_sigkill_during_an_exposure_then_restart_ends_the_dither_that_ignores_te
             time.sleep(0.2)
             dither = _dither_pid(calls)
         assert dither is not None, "the exposure never started"
-        time.sleep(0.3)  # its record (process group, start time, boot id) is written
+        # OCD dies once the exposure's record (process group, start time, boot id) is written.
+        state_db = config.get_path("shots", "state_db")
+        deadline = time.monotonic() + 10
+        while _running_group(state_db) != dither:
+            assert time.monotonic() < deadline, "the running exposure was never recorded"
+            time.sleep(0.05)
         first.send_signal(signal.SIGKILL)  # OCD dies during the exposure
         first.wait(10)
         assert group_members(dither), "the dither should outlive OCD"
