@@ -91,7 +91,7 @@ def makeService(config: Config, reactor: IReactorCore, daemon: bool = False,
         # OCD's start, the last shot's end and OCD's stop are all recorded.
         night_log = NightLog(night_log_path, main_loop.now, program=program)
         main_loop.listeners.append(night_log)
-        main_loop.alert_listeners.append(night_log.alert)
+        main_loop.alerter.listeners.append(night_log.alert)
         crew = getattr(main_loop, "crew_shot_listeners", None)
         if crew is not None:
             crew.append(night_log.crew_shot)

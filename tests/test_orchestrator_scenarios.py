@@ -280,7 +280,7 @@ def test_a_failing_syscmd_fails_the_shot_and_disarms(site):
 
 
 def test_alert_command_runs_with_the_message_and_is_ended_at_its_timeout(site):
-    from ocd.services.orchestrator import ALERT_TIMEOUT
+    from ocd.services.alerter import ALERT_TIMEOUT
 
     ocd = site(script={"alert_command": HANG},
                options={("general", "alert_command"): "notify-operator --urgent"})

@@ -33,6 +33,7 @@ from ocd.core.topics import (RUN_SHOT_PREFIX, TCS_HEARTBEAT, ArmingState, Arming
                              MachineName, Topic)
 from ocd.protocols.curve import ZapHandler, server_settings
 from ocd.protocols.zmq import BindError, Bus, EventPublisher
+from ocd.services.alerter import Alerter
 from ocd.services.shot_store import StateDbError
 
 #: Replays (handshake ids) whose start OCD remembers.
@@ -102,6 +103,9 @@ class MainLoop(Service):
         #: reactor's clock (a test's Clock drives both).
         self.wall_time: Callable[[], float] = wall if wall is not None else reactor.seconds
         self.counters = counters if counters is not None else Counters()
+        #: Every alert goes out through it (rate-limited; the orchestrator
+        #: gives it the process runner for ``[general] alert_command``).
+        self.alerter = Alerter(config, reactor, self.counters)
         self.arming: StateMachine = arming_machine()
         self.shot: StateMachine = shot_machine()
         self.machines: dict[MachineName, StateMachine] = {
@@ -144,9 +148,10 @@ class MainLoop(Service):
         self.counters.increment("json_log.failed")
         self.reactor.callLater(0, self.alert, message)
 
-    def alert(self, message: str) -> None:
-        """Wake a person; the orchestrator runs ``[general] alert_command``."""
-        self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
+    def alert(self, message: str, kind: str = "other") -> None:
+        """Wake a person (:class:`ocd.services.alerter.Alerter`): at most one of
+        ``kind`` per ``[general] alert_every``, the rest summed up later."""
+        self.alerter.alert(message, kind)
 
     # -- clocks ------------------------------------------------------------
     # Two clocks: ``self.reactor.seconds()`` (monotonic in the daemons) for

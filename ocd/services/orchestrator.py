@@ -13,7 +13,8 @@ what OCD exists for (shots.md, section 2 and 3):
   observation number and hands it to the one :class:`ocd.run_shot.ShotRunner`;
 - a finished shot counts its ``n_obs`` down; a failed or lost one sets
   ``failed_shot`` and disarms OCD until a person runs ``allow_hetdex start``;
-- long blockers, self-disarms and failed shots run ``[general] alert_command``.
+- long blockers, self-disarms and failed shots are alerts
+  (:class:`ocd.services.alerter.Alerter`: ``[general] alert_command``).
 
 Decisions are made on OCD's clock (``self.now()``); silences, timers and
 child timeouts run on the reactor's clock, so tests drive both.
@@ -30,7 +31,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ocd.core.alerts import AlertLimiter, AlertTracker, disarm_message, failed_shot_message
+from ocd.core.alerts import AlertTracker, disarm_message, failed_shot_message
 from ocd.config import Config
 from ocd.core.decide import Decision, DecisionInputs, DecisionSettings, decide
 from ocd.core.events import Event
@@ -48,10 +49,6 @@ from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.state import TelescopeState, fold, reset_windows
 from ocd.core.topics import (RUN_SHOT_PREFIX, ArmingState, ArmingTransition, ExecStatus,
                              ShotTransition, Topic, Verdict)
-
-#: The longest an alert command may run.
-ALERT_TIMEOUT = 60.0
-
 
 def track_azimuth(dec: float, track: int) -> float:
     """Azimuth (deg, N through E) where ``dec`` crosses the HET elevation.
@@ -94,6 +91,7 @@ class Orchestrator(MainLoop):
         self.runner: ShotRunner | None = None
         #: The one child-process runner (given by tests: a scripted fake).
         self.processes: ProcessRunner | None = processes
+        self.alerter.processes = processes
         self.own_shot: ShotRequest | None = None
         self.shots = ShotTracker()
         self._own_keys: set[tuple[Any, Any]] = set()
@@ -106,14 +104,11 @@ class Orchestrator(MainLoop):
         #: Has a valid shot list been read since start? (A later missing or
         #: rejected file then changes nothing: shots.md section 1.)
         self._have_good_list = False
-        self.alert_limiter = AlertLimiter()
         #: The process group of a shot that was running when OCD died, while
         #: any of it may be alive; ``allow_hetdex start`` is refused meanwhile.
         self.leftover: GroupIdentity | None = None
         self.leftover_shot = ""
         self._recovery: defer.Deferred | None = None
-        #: Called with every alert's message (the night log).
-        self.alert_listeners: list[Callable[[str], None]] = []
         #: Called with every shot event of another runner (the crew's
         #: ``ocd run_shot -e``), which OCD does not publish again (the night log).
         self.crew_shot_listeners: list[Callable[[Event], None]] = []
@@ -126,6 +121,7 @@ class Orchestrator(MainLoop):
         if self.processes is None:
             self.processes = ProcessRunner(self.reactor,
                                            self.config.get_float("run_shot", "kill_grace"))
+            self.alerter.processes = self.processes
         state_db = self.config.get_path("shots", "state_db")
         if state_db is not None:
             if not state_db.exists():
@@ -461,7 +457,7 @@ class Orchestrator(MainLoop):
             self._pending = self.reactor.callLater(0, self.evaluate)
 
     def on_tick(self) -> None:
-        self._flush_alerts()
+        self.alerter.flush()
         self.reload_shots()
         self.check_programs()
         self._expire_shots()
@@ -667,40 +663,3 @@ class Orchestrator(MainLoop):
             self._sync_shot_machine("lost", idle_by=ShotTransition.LOST)
             self._shot_failed(str(shotid), obs,
                               f"lost: no FINISH after {shot.deadline - shot.started:.0f} s")
-
-    # -- alerts -------------------------------------------------------------
-    def alert(self, message: str, kind: str = "other") -> None:
-        """Log the alert and run ``[general] alert_command`` with it, if set.
-
-        At most one per ``kind`` per ``[general] alert_every`` seconds (on the
-        reactor's clock): the others are held back, counted, and summed up in
-        the next one of that kind or on the timer (:meth:`_flush_alerts`).
-        """
-        self.counters.increment("alerts")
-        text = self.alert_limiter.offer(kind, message, self.reactor.seconds(),
-                                        self.config.get_float("general", "alert_every"))
-        if text is None:
-            self.counters.increment("alerts.held_back")
-            self.log.debug("alert held back ({kind}): {message}", kind=kind, message=message)
-            return
-        self._send_alert(text)
-
-    def _flush_alerts(self) -> None:
-        for text in self.alert_limiter.due(self.reactor.seconds(),
-                                           self.config.get_float("general", "alert_every")):
-            self._send_alert(text)
-
-    def _send_alert(self, message: str) -> None:
-        self.counters.increment("alerts.sent")
-        self.log.warn("ALERT: {message}", message=message, ocd_event="alert")
-        for listener in list(self.alert_listeners):
-            try:
-                listener(message)
-            except Exception:
-                self.log.failure("alert listener {listener!r} failed", listener=listener)
-        command = self.config.get_command("general", "alert_command")
-        if not command or self.processes is None:
-            return
-        d = self.processes.run([*command, message], name="alert_command", timeout=ALERT_TIMEOUT)
-        d.addErrback(lambda failure: self.log.error("alert command failed: {error}",
-                                                    error=failure.getErrorMessage()))
