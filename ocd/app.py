@@ -31,7 +31,7 @@ from twisted.internet.interfaces import IReactorCore
 from ocd.config import Config
 from ocd.protocols.zmq import Bus
 from ocd.services.earth_orientation import EarthOrientationService
-from ocd.services.main_loop import ControlChannels, OcdService, TelescopeSubscriber
+from ocd.services.channels import ControlChannels, OcdService, TelescopeSubscriber
 from ocd.services.narration import Narrator
 from ocd.services.nightlog import NightLog
 from ocd.services.obsnum import ObsnumPool

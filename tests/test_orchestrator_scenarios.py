@@ -23,7 +23,7 @@ from twisted.internet.task import Clock
 from fakes import HANG, FakeProcessRunner, MemoryBus, Outcome, fails
 from ocd.config import Config
 from ocd.core.events import make_event
-from ocd.services.main_loop import ControlChannels, OcdService, TelescopeSubscriber
+from ocd.services.channels import ControlChannels, OcdService, TelescopeSubscriber
 from ocd.services.obsnum import MAX_CONFLICT_RETRIES, ObsnumPool, ObsnumUnavailable
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.shot_store import ShotStore

@@ -23,7 +23,8 @@ from ocd.config import Config, ConfigError
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
-    from ocd.services.main_loop import StartFailed, telescope_source
+    from ocd.services.channels import StartFailed
+    from ocd.services.main_loop import telescope_source
 
     try:  # what can be checked before the reactor runs (and the service tree is imported)
         config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop")
