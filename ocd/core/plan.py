@@ -247,7 +247,9 @@ class PlanCheck:
 
     planned: tuple[str, ...]
     run: tuple[str, ...]
-    #: Run shots that started outside the window of the planned shot at their place.
+    #: Run shots that started outside their own planned window (or were not
+    #: planned). A shot skipped for the weather moves every later one up the
+    #: order (``in_order`` says so); each of them may still start in its window.
     outside: tuple[str, ...]
 
     @property
@@ -265,24 +267,31 @@ class PlanCheck:
         lines = [f"against the plan: {len(self.run)} shot(s) run of {len(self.planned)} planned; "
                  + ("as planned (same shots, same order, each in its window)" if self.as_planned
                     else f"order {'kept' if self.in_order else 'CHANGED'}, "
-                         f"{len(self.run) - len(self.outside)} of {len(self.run)} in the "
-                         "planned window")]
+                         f"{len(self.run) - len(self.outside)} of {len(self.run)} started in "
+                         "their planned window")]
         if unplanned:
             lines.append(f"  not in the plan: {' '.join(unplanned)}")
         if missed:
             lines.append(f"  planned, not run: {' '.join(missed)}")
         if self.outside:
-            lines.append(f"  started outside the planned window: {' '.join(self.outside)}")
+            lines.append(f"  started outside their planned window: {' '.join(self.outside)}")
         return "\n".join(lines)
 
 
 def check_against_plan(plan: NightPlan, run: Sequence[tuple[str, float]]) -> PlanCheck:
-    """Compare the shots run (shot id, start, in order) with the plan."""
+    """Compare the shots run (shot id, start, in order) with the plan.
+
+    The order is compared whole (:attr:`PlanCheck.in_order`); each shot's
+    start is compared with its own planned window, not with the window of
+    the shot planned at its place, which after one skipped shot would call
+    every later shot late.
+    """
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for shot in plan.shots:  # a shot with n_obs > 1 is planned more than once
+        windows.setdefault(shot.shotid, []).append(shot.window)
     outside = []
-    for k, (shotid, start) in enumerate(run):
-        planned = plan.shots[k] if k < len(plan.shots) else None
-        if planned is None or planned.shotid != shotid \
-                or not planned.window[0] - 1.0 <= start <= planned.window[1] + 1.0:
+    for shotid, start in run:
+        if not any(first - 1.0 <= start <= last + 1.0 for first, last in windows.get(shotid, ())):
             outside.append(shotid)
     return PlanCheck(tuple(s.shotid for s in plan.shots), tuple(s for s, _ in run),
                      tuple(outside))
