@@ -101,18 +101,22 @@ def test_banner_then_sigterm(tmp_path, free_url, ocd_command, child_env):
     config, cfg = _site(tmp_path, free_url)
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
-    child = subprocess.Popen(ocd_command + ["run", "--config", str(cfg)], env=child_env,
-                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    console = tmp_path / "console.txt"
+    state = cfg.parent / "state" / "ocd-state.sqlite"
+    with open(console, "w") as out:
+        child = subprocess.Popen(ocd_command + ["run", "--config", str(cfg)], env=child_env,
+                                 cwd=workdir, stdout=subprocess.DEVNULL, stderr=out, text=True)
     try:
+        # Stopped once it runs: its first decision is on the console (the
+        # reactor is running, with its signal handlers).
         deadline = time.monotonic() + 30
-        state = cfg.parent / "state" / "ocd-state.sqlite"
-        while time.monotonic() < deadline and not state.exists():
-            time.sleep(0.1)
-        time.sleep(0.5)
+        while "[ocd.night#info] night " not in console.read_text():
+            assert child.poll() is None, console.read_text()
+            assert time.monotonic() < deadline, "no decision within 30 s\n" + console.read_text()
+            time.sleep(0.05)
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=20) == 0
-        err = child.stderr.read()
+        err = console.read_text()
     finally:
         reap(child)
     banner = [line.split("] ", 1)[1] for line in err.splitlines() if "[ocd.banner#" in line]
