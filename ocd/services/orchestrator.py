@@ -37,13 +37,13 @@ from ocd.core.decide import Decision, DecisionInputs, DecisionSettings, decide
 from ocd.core.events import Event
 from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.protocols.process import ProcessRunner
-from ocd.protocols.process_groups import GroupIdentity, check_ours, end_group
 from ocd.services.programs import Program, missing_detail, resolve_programs, standin_detail
 from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
 from ocd.core.scheduler import Scheduler
 from ocd.services.main_loop import MainLoop
 from ocd.core.shot_tracker import ShotTracker
 from ocd.core.shots import Shot, ShotListError, parse_shot_file
+from ocd.services.crash_recovery import CrashRecovery
 from ocd.services.shot_store import ShotStore, StateDbError
 from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.state import TelescopeState, fold, reset_windows
@@ -104,11 +104,9 @@ class Orchestrator(MainLoop):
         #: Has a valid shot list been read since start? (A later missing or
         #: rejected file then changes nothing: shots.md section 1.)
         self._have_good_list = False
-        #: The process group of a shot that was running when OCD died, while
-        #: any of it may be alive; ``allow_hetdex start`` is refused meanwhile.
-        self.leftover: GroupIdentity | None = None
-        self.leftover_shot = ""
-        self._recovery: defer.Deferred | None = None
+        #: Ends what is left of a shot that was running when OCD died; while
+        #: any of it lives, ``allow_hetdex start`` is refused (None: no crash).
+        self.crash_recovery: CrashRecovery | None = None
         #: Called with every shot event of another runner (the crew's
         #: ``ocd run_shot -e``), which OCD does not publish again (the night log).
         self.crew_shot_listeners: list[Callable[[Event], None]] = []
@@ -177,8 +175,8 @@ class Orchestrator(MainLoop):
             self._pending.cancel()
         if self._reserving is not None:
             yield self._reserving
-        if self._recovery is not None:
-            yield self._recovery
+        if self.crash_recovery is not None and self.crash_recovery.ending is not None:
+            yield self.crash_recovery.ending
         if self.runner is not None and self.runner.running is not None:
             self.log.warn("stopping during shot {shotid}: ending its programs",
                           shotid=self.runner.running.shotid)
@@ -195,12 +193,10 @@ class Orchestrator(MainLoop):
     def _recover_crashed_shot(self) -> None:
         """A shot recorded as running at start means OCD died during it.
 
-        The shot counts as failed (OCD disarmed, ``failed_shot`` set). Its
-        recorded process group, if it is still the same group (leader start
-        time and boot id), gets TERM, then KILL after ``[run_shot]
-        kill_grace``, and is checked to be empty; until then ``ocd
-        allow_hetdex start`` is refused, naming the pids (shots.md section 3,
-        issue 12 section 2). The record is cleared once nothing is left.
+        The shot counts as failed (OCD disarmed, ``failed_shot`` set), and
+        :class:`ocd.services.crash_recovery.CrashRecovery` ends its recorded
+        process group; until nothing of it is left, ``ocd allow_hetdex
+        start`` is refused, naming the pids (shots.md section 3).
         """
         assert self.store is not None
         record = self.store.running()
@@ -215,46 +211,15 @@ class Orchestrator(MainLoop):
         self.alert(failed_shot_message(
             str(record["shotid"]), record["obs_number"],
             f"OCD stopped during step {record['step']}; check the shot"), kind="crash_recovery")
-        pgid = record.get("pgid")
-        if not pgid:
-            self.store.clear_running()
-            return
-        self.leftover = GroupIdentity(int(pgid), record.get("pgid_start"), record.get("boot_id"))
-        self.leftover_shot = f"shot {record['shotid']} (observation {record['obs_number']})"
-        self.counters.increment("crash_recovery.groups")
-        d = end_group(self.leftover, self.reactor, self.config.get_float("run_shot", "kill_grace"))
-        d.addCallback(self._recovered)
-        d.addErrback(lambda failure: self.log.failure("crash recovery failed", failure))
-        self._recovery = d
-
-    def _recovered(self, left: list[int]) -> None:
-        self._recovery = None
-        if left:
-            self.counters.increment("crash_recovery.survivors")
-            self.alert(f"OCD: processes {' '.join(map(str, left))} of the crashed "
-                       f"{self.leftover_shot} are still alive after KILL; shots stay blocked "
-                       "until they are gone", kind="crash_recovery")
-            return
-        self.leftover = None
-        if self.store is not None:
-            try:
-                self.store.clear_running()
-            except StateDbError as exc:
-                self.log.error("{error}", error=str(exc))
+        self.crash_recovery = CrashRecovery(self.store, self.reactor,
+                                            self.config.get_float("run_shot", "kill_grace"),
+                                            self.alert, self.counters)
+        self.crash_recovery.end_group_of(record)
 
     def allow_refusal(self) -> str | None:
-        """Why ``ocd allow_hetdex start`` must be refused now, or None.
-
-        Anything of the crashed shot's process group still alive (looked up
-        again at each request) would expose under the next shot.
-        """
-        if self.leftover is None:
-            return None
-        pids, _why = check_ours(self.leftover)
-        if not pids:
-            return None
-        return (f"processes {' '.join(map(str, pids))} of the crashed {self.leftover_shot} "
-                f"(process group {self.leftover.pgid}) are still alive")
+        """Why ``ocd allow_hetdex start`` must be refused now (the crashed shot's
+        processes still alive), or None."""
+        return self.crash_recovery.refusal() if self.crash_recovery is not None else None
 
     # -- the shot list ------------------------------------------------------
     def reload_shots(self, force: bool = False) -> None:
