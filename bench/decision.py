@@ -45,7 +45,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ocd.config import Config  # noqa: E402
-from ocd.sim.simulate import free_url, standin_command  # noqa: E402
+from ocd.sim.ports import free_url  # noqa: E402
+from ocd.sim.simulate import standin_command  # noqa: E402
 
 TARGET_P99 = 0.050
 #: First rounds, not counted: the first MariaDB connection, the first decision.

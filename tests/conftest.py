@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,37 +10,9 @@ from typing import Any
 
 import pytest
 
+from ocd.sim.ports import free_port
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
-
-    Drawn at random *below* the kernel's ephemeral range: a port from
-    ``bind(port 0)`` is one the kernel also hands to outgoing connections
-    (every ZeroMQ ``connect`` of the 8 test runs sharing this machine), so
-    it could be taken between this check and OCD's ``bind``. Sockets a test
-    binds itself use ``tcp://127.0.0.1:*`` and read the endpoint instead.
-    """
-    high = _ephemeral_low()
-    low = max(1024, high - 12000)
-    for _ in range(200):
-        port = random.randrange(low, high)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 #: The run's cache folder (``OCD_CACHE_DIR``), made by the process that starts the run.

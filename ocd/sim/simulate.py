@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,9 @@ from twisted.logger import Logger
 
 from ocd.config import Config
 from ocd.services.nightlog import NightReport, build_report, load_night
+from ocd.sim.ports import free_url
 
 log = Logger(namespace="ocd.simulate")
-
-
-def free_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 @dataclass(frozen=True)
