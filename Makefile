@@ -37,8 +37,16 @@ demo: install
 # it): each of those processes otherwise compiles every module of this tree
 # again, and each worker rewrites every test module's asserts again.
 TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
+# The tests' files (TMPDIR: pytest's tmp_path, the run's cache, the state and
+# night-log databases of every child ocd) go to RAM when /dev/shm is a
+# writable tmpfs with 2 GB free (a run writes about 100 MB; pytest keeps its
+# last three runs, the rest of the last run is removed at the next): on the
+# shared disk an fsync took seconds while the other workers wrote, and froze
+# a replayed night's ocd run long enough to move its decisions.
+# TEST_TMPDIR= (empty) keeps the system's temporary folder.
+TEST_TMPDIR ?= $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && [ "$$(df -Pk $$d 2>/dev/null | awk 'NR==2 {print $$4}')" -gt 2000000 ] 2>/dev/null && echo $$d/ocd-test-$$(id -u))
 test: install
-	PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
+	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && rm -rf $(TEST_TMPDIR)/ocd-test-* && TMPDIR=$(TEST_TMPDIR)) PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
 
 # Regenerate tests/golden_night.txt on purpose (a change of behaviour); review its diff.
 golden: install
