@@ -29,8 +29,9 @@ demo: install
 
 # The suite runs in two pytest-xdist workers per core: many tests wait on
 # child processes or a replayed night, and the second worker uses the core
-# meanwhile (measured on 2 cores: 2 workers 110-120 s, 3 workers 86-99 s,
-# 4 workers 80-88 s). TEST_JOBS=0 runs it in this process.
+# meanwhile (measured on 2 cores, files on disk: 2 workers 110-120 s,
+# 3 workers 86-99 s, 4 workers 80-88 s; 4 workers on tmpfs, below: 66-76 s).
+# TEST_JOBS=0 runs it in this process.
 # One OpenBLAS thread per process: numpy's thread pool costs CPU at every start
 # of the ~300 child processes and the suite has nothing for it to compute.
 # Bytecode is written (PYTHONDONTWRITEBYTECODE is cleared, where a machine sets
@@ -41,8 +42,9 @@ TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 # night-log databases of every child ocd) go to RAM when /dev/shm is a
 # writable tmpfs with 2 GB free (a run writes about 100 MB; pytest keeps its
 # last three runs, the rest of the last run is removed at the next): on the
-# shared disk an fsync took seconds while the other workers wrote, and froze
-# a replayed night's ocd run long enough to move its decisions.
+# shared disk (5 % iowait) a replayed night's ocd run and its replay were
+# seen silent for 10 s while the other workers wrote, which moved the night's
+# decisions; every child's SQLite commit waits for an fsync.
 # TEST_TMPDIR= (empty) keeps the system's temporary folder.
 TEST_TMPDIR ?= $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && [ "$$(df -Pk $$d 2>/dev/null | awk 'NR==2 {print $$4}')" -gt 2000000 ] 2>/dev/null && echo $$d/ocd-test-$$(id -u))
 test: install
