@@ -17,28 +17,29 @@ from __future__ import annotations
 import math
 import re
 import string
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Protocol
 
-from ocd.core.clock import MOCK_TIME_KIND, parse_mock_time
+from ocd.core.clock import MOCK_TIME_KIND, ClockOptions, parse_mock_time
 from ocd.core.shot_tracker import MAX_EXPTIME
-
-T = TypeVar("T")
 
 
 class ConfigError(Exception):
     """A configuration problem, with where it is (file, section, option)."""
 
 
-class Options(Protocol):
-    """What a check reads of a configuration (:class:`ocd.config.Config` has it)."""
+class Options(ClockOptions, Protocol):
+    """What a check reads of a configuration (:class:`ocd.config.Config` has it):
+    the clock's options (``get_choice``, ``convert``) and these."""
 
     def where(self, section: str, option: str, value: str) -> str: ...
     def raw(self, section: str, option: str) -> str: ...
-    def convert(self, section: str, option: str, kind: str, convert: Callable[[str], T]) -> T: ...
     def get_str(self, section: str, option: str) -> str: ...
+    def get_int(self, section: str, option: str) -> int: ...
+    def get_float(self, section: str, option: str) -> float: ...
+    def get_bool(self, section: str, option: str) -> bool: ...
+    def get_urls(self, section: str, option: str) -> list[str]: ...
     def get_float_list(self, section: str, option: str, length: int | None = None) -> list[float]: ...
     def get_command(self, section: str, option: str) -> list[str]: ...
-    def get_choice(self, section: str, option: str, choices: Iterable[str]) -> str: ...
 
 
 def _nonneg(getter: Callable[[Options, str, str], float]) -> Callable[[Options, str, str], float]:
@@ -138,15 +139,26 @@ def _choice(*choices: str) -> Callable[[Options, str, str], str]:
     return lambda c, s, o: c.get_choice(s, o, choices)
 
 
-def _getter(name: str) -> Callable[[Options, str, str], Any]:
-    return lambda config, section, option: getattr(config, name)(section, option)
+def _INT(config: Options, section: str, option: str) -> int:
+    return config.get_int(section, option)
 
 
-_INT = _getter("get_int")
-_FLOAT = _getter("get_float")
-_BOOL = _getter("get_bool")
-_URLS = _getter("get_urls")
-_COMMAND = _getter("get_command")
+def _FLOAT(config: Options, section: str, option: str) -> float:
+    return config.get_float(section, option)
+
+
+def _BOOL(config: Options, section: str, option: str) -> bool:
+    return config.get_bool(section, option)
+
+
+def _URLS(config: Options, section: str, option: str) -> list[str]:
+    return config.get_urls(section, option)
+
+
+def _COMMAND(config: Options, section: str, option: str) -> list[str]:
+    return config.get_command(section, option)
+
+
 _POS_INT = _nonneg(_INT)
 _POS_FLOAT = _nonneg(_FLOAT)
 _GT0_FLOAT = _positive(_FLOAT)

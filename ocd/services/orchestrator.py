@@ -89,9 +89,12 @@ class Orchestrator(MainLoop):
         self.last_decision: Decision | None = None
         self.store: ShotStore | None = None
         self.runner: ShotRunner | None = None
-        #: The one child-process runner (given by tests: a scripted fake).
-        self.processes: ProcessRunner | None = processes
-        self.alerter.processes = processes
+        #: The one child-process runner (given by tests: a scripted fake); the
+        #: alerter runs ``[general] alert_command`` through it too.
+        self.processes: ProcessRunner = (
+            processes if processes is not None
+            else ProcessRunner(reactor, config.get_float("run_shot", "kill_grace")))
+        self.alerter.processes = self.processes
         self.own_shot: ShotRequest | None = None
         self.shots = ShotTracker()
         self._own_keys: set[tuple[Any, Any]] = set()
@@ -116,10 +119,6 @@ class Orchestrator(MainLoop):
 
     # -- lifecycle ----------------------------------------------------------
     def startService(self) -> None:
-        if self.processes is None:
-            self.processes = ProcessRunner(self.reactor,
-                                           self.config.get_float("run_shot", "kill_grace"))
-            self.alerter.processes = self.processes
         state_db = self.config.get_path("shots", "state_db")
         if state_db is not None:
             if not state_db.exists():
@@ -183,8 +182,7 @@ class Orchestrator(MainLoop):
             self.runner.stop()
         if self._shot_done_d is not None:
             yield self._shot_done_d
-        if self.processes is not None:
-            yield self.processes.stop_all()
+        yield self.processes.stop_all()
         if self.store is not None:
             self.store.close()
             self.store = None
