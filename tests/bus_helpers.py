@@ -48,25 +48,25 @@ def make_config(free_url: Callable[[], str], **extra: str) -> Config:
 
 
 
-def write_whole_config(config: Config, path) -> str:
-    """Write every section of ``config`` (raw values, one line each) to a file a child reads."""
+def write_whole_config(config: Config, path, sections: Sequence[str] | None = None) -> str:
+    """Write ``sections`` of ``config`` (every one by default) to a file a child reads.
+
+    Raw values, one line each (a value of several lines is joined with spaces).
+    """
+    values = config.as_dict()
     lines = []
-    for section, options in config.as_dict().items():
+    for section in sections or values:
         lines.append(f"[{section}]")
-        lines += [f"{option} = {value.replace(chr(10), ' ')}" for option, value in options.items()]
+        lines += [f"{option} = {value.replace(chr(10), ' ')}"
+                  for option, value in values[section].items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
 
+
 def write_config(config: Config, path) -> str:
-    """Write the URL sections of ``config`` to a file a child process reads."""
-    lines = []
-    for section in ("general", "urls", "dates", "topics", "shots", "database", "status"):
-        lines.append(f"[{section}]")
-        for option in config.options(section):
-            value = config.as_dict()[section][option]
-            lines.append(f"{option} = {value}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
+    """Write the sections of ``config`` a child main loop or command reads (URLs and the like)."""
+    return write_whole_config(config, path, ("general", "urls", "dates", "topics", "shots",
+                                             "database", "status"))
 
 
 def tcs_frames(topic: str, data_time: float, **fields: Any) -> list[bytes]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
+from contextlib import contextmanager
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -24,8 +26,10 @@ def pytest_configure(config):
 
     Made before pytest-xdist starts its workers, and set as ``OCD_CACHE_DIR``,
     which every worker and every child ``ocd`` inherits: the generated nights
-    (:func:`night_cache_dir`) and OCD's Earth-orientation table
-    (:mod:`ocd.services.earth_orientation`) are made once per run and shared.
+    (:func:`ocd.sim.night.cached_night`; a night is written to a partial file
+    and renamed, so two workers that make the same one both read a whole file)
+    and OCD's Earth-orientation table (:mod:`ocd.services.earth_orientation`)
+    are made once per run and shared.
     The table is built here, once: without it each worker and each first
     child of a cold folder builds it from astropy's files (about 1.5 s of
     CPU each, several at once when the long tests start together). Nothing
@@ -126,6 +130,33 @@ def stopped_on_reactor(service) -> None:
     pytest_twisted.blockon(maybeDeferred(service.stopService))
 
 
+#: The MariaDB the tests use (README: 127.0.0.1:3306, root, no password).
+MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
+
+
+@contextmanager
+def mariadb_database(prefix: str = "ocd_test") -> Iterator[tuple[Any, str]]:
+    """A new, uniquely named database on the tests' MariaDB, dropped on the way out.
+
+    Yields ``(connection, name)``; the connection is in autocommit. Skips the
+    test when no MariaDB answers (CI always has one).
+    """
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        conn = pymysql.connect(**MARIADB, autocommit=True, connect_timeout=3)
+    except pymysql.err.OperationalError as exc:  # pragma: no cover - CI has it
+        pytest.skip(f"no MariaDB on 127.0.0.1:3306: {exc}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}`")
+        yield conn, name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
 def reap(child) -> None:
     """End a test's child process for good: kill it if it still runs, close its pipes.
 
@@ -145,17 +176,6 @@ def free_url():
     return lambda: f"tcp://127.0.0.1:{free_port()}"
 
 
-@pytest.fixture(scope="session")
-def night_cache_dir():
-    """The run's ``OCD_CACHE_DIR`` (:func:`pytest_configure`): a generated night
-    (seconds, tens under load) is made once and shared by the modules, and the
-    xdist workers, that replay the same one. A night is written to a partial
-    file and renamed (:func:`ocd.sim.night.generate_night`), so two workers
-    that generate the same night at once both read a whole file.
-    """
-    return Path(os.environ["OCD_CACHE_DIR"])
-
-
 @dataclass(frozen=True)
 class SimulatedNight:
     """One in-process simulated night (:func:`ocd.sim.simulate.run_night`) and what it said."""
@@ -170,23 +190,19 @@ class SimulatedNight:
 #: The replayed slice (hours from sunset) and the fastest speed-up of the simulated night.
 SIMULATED_HOURS = 4
 SIMULATED_SPEEDUP = 1500
-#: Heartbeat and pointing once a minute, not at the TCS's 1 Hz: the e2e nights'
-#: rates (test_e2e_night.RATES), so the cached night is the same file. OCD
-#: decides on neither (see :func:`ocd.sim.simulate.prepare`); at 1 Hz the
-#: night was 29.5 thousand events and 8.5 s of this process's CPU.
-SIMULATED_RATES = {"heartbeat_hz": 1 / 60, "pointing_hz": 1 / 60}
-#: pace's margin on the measured stand-in start (test_e2e_night's: a stand-in
+#: pace's margin on the measured stand-in start (night_harness.PACE_MARGIN's: a stand-in
 #: starts slower once the replay adds its own load).
 SIMULATED_PACE_MARGIN = 3.0
 
 
 @pytest.fixture(scope="session")
-def simulated_night(night_cache_dir, tmp_path_factory):
+def simulated_night(tmp_path_factory):
     """The in-process simulated night of test_plan and test_simulate, run once (about 10 s).
 
     The first 4 hours of the clear sample night (seed 0, heartbeat and
-    pointing once a minute: the night the e2e tests replay, from the shared
-    cache), narrated, with a list of two shots whose passes cross the HET's
+    pointing once a minute, ``night_harness.RATES``, not at the TCS's 1 Hz:
+    the night the e2e tests replay, from the run's cache; at 1 Hz it was 29.5
+    thousand events and 8.5 s of this process's CPU), narrated, with a list of two shots whose passes cross the HET's
     elevation 90 minutes apart, so that the night and its plan must agree
     exactly (test_plan); the report, night log, stand-in calls and narration
     are what a person reads the morning after (test_simulate). A shot's wall
@@ -205,18 +221,18 @@ def simulated_night(night_cache_dir, tmp_path_factory):
 
     from ocd.sim.shotlist import make_sample_shots, shot_list_text
     from ocd.sim.shuffle_files import write_shuffle_files
+    from night_harness import RATES
     from ocd.sim.simulate import expected_plan, prepare, run_night
     from pace import replay_speedup
 
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("OCD_CACHE_DIR", str(night_cache_dir))
         # prepare() sets these for the stand-ins of this process; undone after the night.
         env.setenv("OCD_STANDIN_SPEEDUP", "1")
         env.setenv("OCD_STANDIN_LOG", "")
         plan = prepare(tmp_path_factory.mktemp("simulated") / "night", seed=0, shots=2,
                        speedup=SIMULATED_SPEEDUP, hours=SIMULATED_HOURS,
                        bad_weather_minutes=0, extra=[("general", "log_level", "warn")],
-                       **SIMULATED_RATES)
+                       **RATES)
         dusk, _end = plan.dark()
         shots = []
         for k, minutes in enumerate((35, 125)):

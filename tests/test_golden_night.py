@@ -1,11 +1,11 @@
 """Golden replay: a generated night through the real ``ocd run``, against tests/golden_night.txt.
 
 ``ocd run``, ``ocd allow_hetdex`` and ``ocd db_replay`` run as child
-processes (the harness of test_e2e_night.py); the night is the first 3.5 hours
+processes (the harness of night_harness.py); the night is the first 3.5 hours
 of the clear sample night of seed 38 with a 3-shot list of seed 38 (planned
 43 and 42 minutes apart), replayed at a speed-up of 300 (about 42 s; it is
 started first, and waits most of it). Its heartbeat and pointing come once a
-minute (``test_e2e_night.RATES``; OCD decides on neither rate): 3.4
+minute (``night_harness.RATES``; OCD decides on neither rate): 3.4
 thousand events instead of 25 thousand. A decision whose only blocker is our own
 running shot is left out (the shot's start and end lines say it; whether it
 comes before or after the start line is a race). The night log's decisions and shots, on the night's clock,
@@ -45,8 +45,7 @@ from pathlib import Path
 
 import pytest
 
-import test_e2e_night
-from test_e2e_night import HANG, night_cache  # noqa: F401 (a fixture)
+from night_harness import HANG, RATES, NightRun
 
 pytestmark = pytest.mark.integration
 
@@ -94,16 +93,15 @@ def same_night(golden: list[str], actual: list[str]) -> bool:
 
 
 @pytest.fixture
-def golden_run(night_cache, tmp_path, child_env, monkeypatch):  # noqa: F811
+def golden_run(tmp_path, child_env, monkeypatch):
     """``ocd run`` on the golden night's plan; every child ended at teardown."""
     from ocd.sim.simulate import prepare
 
-    monkeypatch.setattr(test_e2e_night, "SPEEDUP", SPEEDUP)
     monkeypatch.setenv("OCD_STANDIN_SPEEDUP", str(SPEEDUP))
     monkeypatch.setenv("OCD_STANDIN_LOG", "")
     workdir = tmp_path / "night"
     plan = prepare(workdir, seed=SEED, shots=SHOTS, speedup=SPEEDUP, hours=HOURS,
-                   bad_weather_minutes=0, **test_e2e_night.RATES, extra=[
+                   bad_weather_minutes=0, **RATES, extra=[
                        ("general", "json_log", str(workdir / "ocd-log.json")),
                        ("run_shot", "syscmd_command", "true"),
                        ("run_shot", "dither_command", "true"),
@@ -112,7 +110,7 @@ def golden_run(night_cache, tmp_path, child_env, monkeypatch):  # noqa: F811
                        ("decision", "max_fwhm", "3.0"),
                        ("decision", "min_transparency", "0.3"),
                    ])
-    run = test_e2e_night.NightRun(plan, dict(child_env), {}, speedup=SPEEDUP)
+    run = NightRun(plan, dict(child_env), {}, speedup=SPEEDUP, standin_speedup=SPEEDUP)
     run.start()
     yield run
     run.close()

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
-import uuid
 
 import pytest
 import pytest_twisted
 
 from ocd.config import Config
 from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
-from conftest import stopped
-
-MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
+from conftest import MARIADB, mariadb_database, stopped
 
 
 def _free_port() -> int:
@@ -44,24 +41,14 @@ def _sqlite_config(path, **extra: str) -> Config:
 @pytest.fixture
 def mysql_db():
     """A fresh, uniquely named MariaDB database, dropped afterwards."""
-    pymysql = pytest.importorskip("pymysql")
-    name = f"ocd_test_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = pymysql.connect(**MYSQL, autocommit=True, connect_timeout=2)
-    except pymysql.err.OperationalError as exc:  # pragma: no cover - CI has it
-        pytest.skip(f"no MariaDB on 127.0.0.1:3306: {exc}")
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    with mariadb_database() as (_conn, name):
+        yield name
 
 
 def _rows(database: str) -> list[tuple[int, str]]:
     import pymysql
 
-    conn = pymysql.connect(**MYSQL, database=database)
+    conn = pymysql.connect(**MARIADB, database=database)
     with conn.cursor() as cur:
         cur.execute("SELECT obsnum, shotid FROM vl_obsnum ORDER BY obsnum")
         rows = [tuple(r) for r in cur.fetchall()]
