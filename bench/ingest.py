@@ -32,7 +32,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -42,17 +41,13 @@ sys.path.insert(0, str(REPO))
 
 import zmq  # noqa: E402
 
+from ocd.sim.ports import free_url  # noqa: E402
+
 TOPIC = "tcs.root.ra_dec"
 #: The events' __data_time: ten minutes ago (a TCS time far from the machine's
 #: clock is refused as malformed, [dates] max_time_offset).
 BASE_TIME = float(int(time.time())) - 600.0
 PRIMER = "tcs.root.primer"
-
-
-def free_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def frames(index: int, topic: str = TOPIC, size: int = 200) -> list[bytes]:

@@ -31,19 +31,12 @@ sys.path.insert(0, str(REPO))
 
 import zmq  # noqa: E402
 
+from ocd.sim.ports import free_url  # noqa: E402
 from ocd.services.replay import ReplayDatabase  # noqa: E402
 from ocd.services.replay_schedule import Replayer  # noqa: E402
 from ocd.sim.night import cached_night  # noqa: E402
 
 BIG = dict(seed=0, heartbeat_hz=12.5, pointing_hz=12.5)  # about a million events
-
-
-def free_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 class Drain:

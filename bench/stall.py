@@ -24,15 +24,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import zmq  # noqa: E402
 
+from ocd.sim.ports import free_url  # noqa: E402
+
 TARGET = 0.1
-
-
-def free_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 async def measure(reactor, count: int) -> None:
@@ -48,7 +42,11 @@ async def measure(reactor, count: int) -> None:
         ("urls", "ocd_allow_hetdex", free_url()), ("urls", "ocd_config", free_url()),
         ("urls", "ocd_run_shot", f"{free_url()} {free_url()}"),
         ("shots", "state_db", f"{state}/state.sqlite"), ("shots", "shot_file", f"{state}/s.txt"),
-        ("database", "sqlite_file", f"{state}/obsnum.sqlite")])
+        ("database", "sqlite_file", f"{state}/obsnum.sqlite"),
+        # The burst carries a fixed TCS time of 2018: without this, [dates]
+        # max_time_offset refuses every event as too far from the machine's
+        # clock and the slow-joiner wait below never ends.
+        ("dates", "max_time_offset", "0")])
 
     async def ticks(seconds: float | None, until=None) -> list[float]:
         gaps: list[float] = []
