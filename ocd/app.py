@@ -12,8 +12,8 @@ does not survive a fork, so sockets and pools open in ``startService``.
      ├─ ObsnumPool "obsnum"         observation numbers (adbapi)
      ├─ TelescopeSubscriber "subscriber"   event_urls (TCS) or ocd_db_replay
      ├─ Orchestrator "main_loop"    handles every event, decides, runs shots
-     ├─ EarthOrientationService "earth_orientation"   astropy's IERS table from
-     │                              OCD's cache folder (ocd.services.earth_orientation)
+     ├─ SkyService "sky"             sky spans from OCD's cache folder, astropy's
+     │                              IERS table when one must be computed (ocd.services.sky_cache)
      ├─ TimerService "timer"        MainLoop.tick every [decision] decide_interval
      └─ status web service "status" /, /status, /healthz, /metrics on [status] endpoint
                                     (absent when the endpoint is empty)
@@ -30,12 +30,12 @@ from twisted.internet.interfaces import IReactorCore
 
 from ocd.config import Config
 from ocd.protocols.zmq import Bus
-from ocd.services.earth_orientation import EarthOrientationService
 from ocd.services.channels import ControlChannels, OcdService, TelescopeSubscriber
 from ocd.services.narration import Narrator
 from ocd.services.nightlog import NightLog
 from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
+from ocd.services.sky_cache import SkyService
 from ocd.services.status import status_service
 
 
@@ -102,7 +102,7 @@ def makeService(config: Config, reactor: IReactorCore, daemon: bool = False,
     main_loop.setServiceParent(root)
     # After the main loop (a bad state database stops OCD before astropy is
     # even imported), before the timer whose first tick makes the first decision.
-    EarthOrientationService().setServiceParent(root)
+    SkyService().setServiceParent(root)
     interval = max(config.get_float("decision", "decide_interval"), 0.1)
     timer = TimerService(interval, main_loop.tick)
     timer.setName("timer")

@@ -150,18 +150,6 @@ def test_a_cache_of_another_user_is_never_read(tmp_path, astropy_table):
     assert sorted(p.name for p in theirs.iterdir()) == before
 
 
-def test_the_table_is_installed_after_the_main_loop_and_before_the_first_tick(free_url):
-    """A start that fails in the main loop (a bad state database) pays nothing for
-    astropy; the timer's first tick, the first decision, finds the table there."""
-    from twisted.internet.task import Clock
-
-    from bus_helpers import make_config
-    from ocd.app import makeService
-
-    names = [child.name for child in makeService(make_config(free_url), Clock())]
-    assert names.index("main_loop") < names.index("earth_orientation") < names.index("timer")
-
-
 CHILD = """
 import json, sys
 from ocd.services.earth_orientation import install

@@ -195,18 +195,18 @@ def test_sun_altitude_and_daylight_before_the_shot_ends(scheduler):
 
 
 def test_a_second_scheduler_at_the_same_moment_reuses_the_time_grid_with_the_same_numbers():
-    """The shot-independent grid (LAST, the Sun) is kept per ``now``: a new
-    scheduler (a reloaded shot list) at the same moment gets the very numbers
-    the first one computed, shared read-only, and its own shots' places."""
-    from ocd.core.scheduler import _time_grid
+    """The shot-independent grid (LAST, the Sun) is kept per whole hour: a new
+    scheduler (a reloaded shot list) later in the same hour gets the very
+    numbers the first one computed, shared read-only, and its own shots' places."""
+    from ocd.core.scheduler import compute_time_grid
 
     moment = NIGHT + 1234.5  # a moment no other test asks for
     first = Scheduler([TARGET], SETTINGS)
     first.prepare(moment)
-    misses = _time_grid.cache_info().misses
+    misses = compute_time_grid.cache_info().misses
     second = Scheduler([TARGET, shot("SOUTH", 12.4, -40.0)], SETTINGS)
-    second.prepare(moment)
-    assert _time_grid.cache_info().misses == misses
+    second.prepare(moment + 1000.0)  # the same hour: the same span
+    assert compute_time_grid.cache_info().misses == misses
     sky_a, sky_b = first._box.sky, second._box.sky
     assert sky_a.last is sky_b.last and sky_a.sun_alt is sky_b.sun_alt
     assert not sky_b.sun_alt.flags.writeable

@@ -50,7 +50,7 @@ def make_plan(config: Config, night: str) -> Any:
     from ocd.core.plan import dark_span, plan_night
     from ocd.core.scheduler import Scheduler
     from ocd.core.shots import ShotListError, parse_shot_file
-    from ocd.services.earth_orientation import install as install_earth_orientation
+    from ocd.services.sky_cache import keep_sky_spans
     from ocd.services.shot_store import remaining_counts
 
     path = config.get_path("shots", "shot_file")
@@ -67,7 +67,7 @@ def make_plan(config: Config, night: str) -> Any:
         shots = remaining_counts(state_db, shots)
     settings = DecisionSettings.from_config(config)
     scheduler = Scheduler(shots, settings)
-    install_earth_orientation()  # astropy's IERS table from the cache (0.7 s less)
+    keep_sky_spans()  # the sky from OCD's cache folder, as ocd run keeps it
     dusk, dawn = dark_span(scheduler, night, settings.max_sun_alt)
     return plan_night(scheduler, settings, dusk, dawn,
                       config.get_float("decision", "decide_interval"))

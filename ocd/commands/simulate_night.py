@@ -45,7 +45,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
 def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.commands import react
     from ocd.logs import start_logging
-    from ocd.services.earth_orientation import install as install_earth_orientation
+    from ocd.services.sky_cache import keep_sky_spans
     from ocd.sim.cache import cache_dir
     from ocd.sim.simulate import check_night, describe, expected_plan, prepare, run_night
 
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
               "(it is created when missing)", file=sys.stderr)
         return 2
     print(f"ocd simulate_night: preparing the night in {workdir} ...", file=sys.stderr)
-    install_earth_orientation()  # astropy's IERS table from the cache (0.7 s less)
+    keep_sky_spans()  # the sky from OCD's cache folder, as ocd run keeps it
     plan = prepare(workdir, seed=args.seed, date=args.date, shots=args.shots,
                    speedup=args.speedup, hours=args.hours,
                    extra=[("general", "log_level",

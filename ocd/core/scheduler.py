@@ -37,6 +37,7 @@ a URL that cannot be bound) or never decides (``ocd status``) should not pay.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -48,7 +49,9 @@ from ocd.core.shots import EAST, WEST, Shot
 #: Grid step of sidereal time and Sun altitude, s. The Sun moves 1.25 deg in
 #: 5 minutes; linear interpolation is good to a few thousandths of a degree.
 GRID_STEP = 300.0
-#: The span of one sky computation around the ``now`` that asked for it, s.
+#: The span of one sky computation around the whole hour before the ``now``
+#: that asked for it (:func:`sky_origin`), s.
+SPAN_ALIGN = 3600.0
 SPAN_BEFORE = 2 * 3600.0
 SPAN_AFTER = 26 * 3600.0
 
@@ -69,17 +72,49 @@ class Candidate:
     track_end: float
 
 
+@dataclass(frozen=True)
+class TimeGrid:
+    """The shot-independent part of a sky span: the grid of times (epoch s),
+    LAST on it (unwrapped, radians), its mean rate (rad/s) and the Sun's
+    altitude (deg). The arrays are read-only: spans are shared."""
+
+    times: np.ndarray
+    last: np.ndarray
+    rate: float
+    sun_alt: np.ndarray
+
+
+class SkySource(Protocol):
+    """Where a sky span's astropy numbers come from (see :func:`use_sky_source`)."""
+
+    def time_grid(self, origin: float) -> TimeGrid: ...
+
+    def apparent_places(self, origin: float, ra_hours: np.ndarray,
+                        dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def sky_origin(now: float) -> float:
+    """The whole hour (epoch s) that the sky span around ``now`` is built on.
+
+    Why whole hours: the span's numbers then depend on the hour, not on the
+    second a process first asked, so a program restarted within the hour
+    (``ocd run`` after a crash, ``ocd plan`` then ``ocd run``) computes the
+    same span, and :class:`ocd.services.sky_cache.SkyCache` can hand it back
+    from the last start instead of astropy computing it again. The span
+    ``origin - SPAN_BEFORE .. origin + SPAN_AFTER`` still reaches at least
+    25 h past ``now``; apparent places at the hour instead of the second
+    differ by far less than an arcsecond.
+    """
+    return math.floor(now / SPAN_ALIGN) * SPAN_ALIGN
+
+
 @functools.lru_cache(maxsize=8)
-def _time_grid(now: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """The shot-independent part of a sky span around ``now``: the grid of
-    times, LAST on it (unwrapped, radians), its mean rate, and the Sun's altitude.
+def compute_time_grid(origin: float) -> TimeGrid:
+    """The time grid of the span on ``origin`` (a whole hour), with astropy.
 
     Why a cache: this is most of a sky computation (astropy's Sun position
-    over the grid) and it depends on ``now`` alone, while a scheduler is built
-    anew for every shot list (and every test) and often at the same ``now``
-    (a replayed night restarted, ``ocd plan`` then ``ocd run``). The key is
-    ``now`` exactly, so a span is the same numbers whether it came from the
-    cache or not; the arrays are read-only because they are shared.
+    over the grid) and it depends on the hour alone, while a scheduler is
+    built anew for every shot list (and every test).
     """
     from ocd.core.astro import HET_LOCATION, quiet_repeats  # isort: skip
 
@@ -87,7 +122,7 @@ def _time_grid(now: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     from astropy.coordinates import AltAz, get_body
     from astropy.time import Time
 
-    times = np.arange(now - SPAN_BEFORE, now + SPAN_AFTER + GRID_STEP, GRID_STEP)
+    times = np.arange(origin - SPAN_BEFORE, origin + SPAN_AFTER + GRID_STEP, GRID_STEP)
     with quiet_repeats():
         grid = Time(times, format="unix")
         last = np.unwrap(grid.sidereal_time("apparent", longitude=HET_LOCATION.lon).to_value(u.rad))
@@ -97,34 +132,66 @@ def _time_grid(now: float) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         sun_alt = np.asarray(sun.transform_to(frame).alt.deg)
     for array in (times, last, sun_alt):
         array.setflags(write=False)
-    return times, last, rate, sun_alt
+    return TimeGrid(times, last, rate, sun_alt)
+
+
+def compute_apparent_places(origin: float, ra_hours: np.ndarray,
+                            dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apparent ``(ra, dec)`` (radians) at ``origin`` of ICRS places (hours, deg), with astropy."""
+    if not len(ra_hours):
+        return np.zeros(0), np.zeros(0)
+    # ocd.core.astro first: it sets astropy up for offline use (module doc).
+    from ocd.core.astro import HET_LOCATION, quiet_repeats  # isort: skip
+
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord, TETE
+    from astropy.time import Time
+
+    with quiet_repeats():
+        epoch = Time(origin, format="unix")
+        coords = SkyCoord(ra=ra_hours * 15.0 * u.deg, dec=dec_deg * u.deg, frame="icrs")
+        apparent = coords.transform_to(TETE(obstime=epoch, location=HET_LOCATION))
+        return np.asarray(apparent.ra.rad), np.asarray(apparent.dec.rad)
+
+
+class AstropySky:
+    """The :class:`SkySource` that asks astropy (the default)."""
+
+    def time_grid(self, origin: float) -> TimeGrid:
+        return compute_time_grid(origin)
+
+    def apparent_places(self, origin: float, ra_hours: np.ndarray,
+                        dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return compute_apparent_places(origin, ra_hours, dec_deg)
+
+
+_source: SkySource = AstropySky()
+
+
+def use_sky_source(source: SkySource | None) -> SkySource:
+    """Make ``source`` give every later sky span of this process; returns the one before.
+
+    ``None`` goes back to :class:`AstropySky`. Process-wide, as astropy's own
+    Earth-orientation table is: the service tree sets it once at start
+    (:class:`ocd.services.sky_cache.SkyService`), and
+    the deciding code stays free of files.
+    """
+    global _source
+    previous, _source = _source, (source if source is not None else AstropySky())
+    return previous
 
 
 class _Sky:
     """Shot-list-wide astropy results for one span of time (see module doc)."""
 
     def __init__(self, now: float, ra_hours: np.ndarray, dec_deg: np.ndarray):
-        # ocd.core.astro first: it sets astropy up for offline use (module doc).
-        from ocd.core.astro import HET_LOCATION, quiet_repeats  # isort: skip
-
-        from astropy import units as u
-        from astropy.coordinates import SkyCoord, TETE
-        from astropy.time import Time
-
+        origin = sky_origin(now)
         self.limits: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.start = now - SPAN_BEFORE
-        self.end = now + SPAN_AFTER
-        self.times, self.last, self.rate, self.sun_alt = _time_grid(float(now))
-        with quiet_repeats():
-            if len(ra_hours):
-                epoch = Time(now, format="unix")
-                coords = SkyCoord(ra=ra_hours * 15.0 * u.deg, dec=dec_deg * u.deg, frame="icrs")
-                apparent = coords.transform_to(TETE(obstime=epoch, location=HET_LOCATION))
-                self.ra = apparent.ra.rad
-                self.dec = apparent.dec.rad
-            else:
-                self.ra = np.zeros(0)
-                self.dec = np.zeros(0)
+        self.start = origin - SPAN_BEFORE
+        self.end = origin + SPAN_AFTER
+        grid = _source.time_grid(origin)
+        self.times, self.last, self.rate, self.sun_alt = grid.times, grid.last, grid.rate, grid.sun_alt
+        self.ra, self.dec = _source.apparent_places(origin, ra_hours, dec_deg)
 
     def covers(self, begin: float, end: float) -> bool:
         return self.start <= begin and end <= self.end

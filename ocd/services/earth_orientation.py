@@ -50,13 +50,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from twisted.application.service import Service
 from twisted.logger import Logger
+
+from ocd.services.cache_files import CacheUnusable, check_owner, open_npz, write_npz
 
 log = Logger(namespace="ocd.earth_orientation")
 
@@ -68,10 +67,6 @@ CWD_FINALS = "finals2000A.all"
 
 #: Set once the table was handed to astropy in this process.
 _installed: str | None = None
-
-
-class CacheUnusable(Exception):
-    """The cache file cannot be used (the message says why); it is rebuilt."""
 
 
 def cache_key() -> dict[str, Any]:
@@ -92,13 +87,6 @@ def cache_file(folder: Path, key: dict[str, Any]) -> Path:
     """The file of ``key`` in ``folder`` (the key's hash in the name)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return folder / f"iers-{digest}.npz"
-
-
-def _check_owner(path: Path, what: str, follow: bool = True) -> os.stat_result:
-    info = os.stat(path, follow_symlinks=follow)
-    if info.st_uid != os.geteuid():
-        raise CacheUnusable(f"the {what} belongs to user id {info.st_uid}, not to this user")
-    return info
 
 
 def save_table(table: Any, path: Path, key: dict[str, Any]) -> None:
@@ -144,16 +132,7 @@ def save_table(table: Any, path: Path, key: dict[str, Any]) -> None:
             raise CacheUnusable(f"meta {name} is a {type(value).__name__}")
     header = {"key": key, "class": type(table).__name__, "columns": columns, "meta": meta}
     arrays["header"] = np.array(json.dumps(header))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            np.savez(handle, **arrays)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    write_npz(path, arrays)
 
 
 def load_table(path: Path, key: dict[str, Any]) -> Any:
@@ -162,16 +141,13 @@ def load_table(path: Path, key: dict[str, Any]) -> Any:
     :class:`CacheUnusable` (or :class:`OSError` when there is no file) for
     a file that is not ours, not a cache of ``key``, or not readable.
     """
-    import numpy as np
     from astropy import units as u
     from astropy.table import Column, MaskedColumn
     from astropy.utils import iers
 
-    info = _check_owner(path, "cache file", follow=False)
-    if not stat.S_ISREG(info.st_mode):
-        raise CacheUnusable("it is not a regular file")
+    data_file = open_npz(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with data_file as data:
             header = json.loads(str(data["header"][()]))
             if header.get("key") != key:
                 raise CacheUnusable("it was made for another astropy or other IERS files")
@@ -213,7 +189,7 @@ def cached_table(folder: Path) -> tuple[Any, str]:
     key = cache_key()
     path = cache_file(folder, key)
     try:
-        _check_owner(folder, "cache folder")
+        check_owner(folder, "cache folder")
     except FileNotFoundError:
         pass  # save_table makes it
     except (CacheUnusable, OSError) as exc:
@@ -265,17 +241,3 @@ def install(folder: Path | None = None) -> str:
             iers.earth_orientation_table.set(table)
             _installed = how
     return _installed
-
-
-class EarthOrientationService(Service):
-    """Hands astropy its IERS table before the first decision (module doc)."""
-
-    name = "earth_orientation"
-
-    def startService(self) -> None:
-        Service.startService(self)
-        how = install()
-        if how.startswith("from the cache"):
-            log.debug("earth orientation (IERS) table {how}", how=how)
-        else:
-            log.info("earth orientation (IERS) table {how}", how=how)
