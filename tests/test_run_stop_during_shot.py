@@ -113,13 +113,12 @@ def _no_traceback(stderr: str) -> None:
 
 @pytest.mark.slow(3)
 @pytest.mark.parametrize("signals, extra_env", [
-    ([signal.SIGTERM], {}),
+    # SIGTERM (what systemd and kill send), and more signals while the children
+    # are being ended (the dither ignores TERM: it takes kill_grace, 1 s, and a KILL)
+    ([signal.SIGTERM, signal.SIGINT, signal.SIGTERM], {"OCD_DITHER_HANG_IGNORE_TERM": "1"}),
     ([signal.SIGHUP], {}),  # a closed terminal: like SIGTERM, never a silent death
     ([signal.SIGINT, signal.SIGINT], {}),  # Ctrl+C twice: abort now
-    # more signals while the children are being ended (the dither ignores TERM:
-    # it takes kill_grace, 1 s, and a KILL)
-    ([signal.SIGTERM, signal.SIGINT, signal.SIGTERM], {"OCD_DITHER_HANG_IGNORE_TERM": "1"}),
-], ids=["SIGTERM", "SIGHUP", "SIGINT-twice", "SIGTERM-then-more"])
+], ids=["SIGTERM-then-more", "SIGHUP", "SIGINT-twice"])
 def test_stop_signal_during_a_shot_emits_finish_with_error_and_exits_0(
         tmp_path, free_url, ocd_command, child_env, signals, extra_env):
     finish, code, stderr = _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env,
