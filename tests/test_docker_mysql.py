@@ -7,6 +7,8 @@ where the real MariaDB listens, so ``up`` really creates the table there.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import socket
 import subprocess
@@ -77,12 +79,30 @@ def config_file(tmp_path, test_database):
 
 
 @pytest.fixture
-def run(ocd_command, child_env, config_file, engine):
-    """Run ``ocd docker_mysql ACTION`` in a child process against the fake engine."""
-    def run(action: str, *extra: str, env_update: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        env = {**child_env, "DOCKER_HOST": engine.url, **(env_update or {})}
-        return subprocess.run([*ocd_command, "docker_mysql", action, "--config", str(config_file), *extra],
-                              env=env, capture_output=True, text=True, timeout=60)
+def run(ocd_command, child_env, config_file, engine, monkeypatch):
+    """Run ``ocd docker_mysql ACTION`` against the fake engine.
+
+    In this process (the command is synchronous: no reactor, only prints),
+    or as a child process like a user runs it with ``child=True``; each
+    child costs half a second of CPU for its imports, in-process calls
+    almost nothing once the SDK is imported.
+    """
+    def run(action: str, *extra: str, env_update: dict[str, str] | None = None,
+            child: bool = False) -> subprocess.CompletedProcess:
+        env_update = {"DOCKER_HOST": engine.url, **(env_update or {})}
+        argv = ["docker_mysql", action, "--config", str(config_file), *extra]
+        if child:
+            return subprocess.run([*ocd_command, *argv], env={**child_env, **env_update},
+                                  capture_output=True, text=True, timeout=60)
+        from ocd.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as env:
+            for name, value in env_update.items():
+                env.setenv(name, value)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(argv)
+        return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
     return run
 
 
@@ -95,7 +115,7 @@ def rows(database: str, table: str = "vl_obsnum") -> list[tuple]:
 @pytest.mark.integration
 @pytest.mark.mysql
 def test_up_up_info_down_down(run, engine, test_database):
-    first = run("up")
+    first = run("up", child=True)  # the command as a user runs it
     assert first.returncode == 0, first.stderr
     assert engine.pulls == ["mysql:8.0"]
     assert "port = 3306" in first.stdout and "backend = mysql" in first.stdout

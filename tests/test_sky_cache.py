@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -171,7 +172,15 @@ print(json.dumps({"alts": alts, "sun": sun,
 
 @pytest.mark.slow(3)
 def test_a_warm_start_decides_on_the_kept_span_without_importing_astropy(tmp_path, child_env):
-    env = dict(child_env, OCD_CACHE_DIR=str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # The run's IERS table (conftest): the cold start computes its span without
+    # building the table from astropy's files (test_earth_orientation does that).
+    from ocd.sim.cache import cache_dir
+
+    for table in cache_dir().glob("iers-*.npz"):
+        shutil.copy(table, cache)
+    env = dict(child_env, OCD_CACHE_DIR=str(cache))
     runs = []
     for now in (NIGHT + 600.0, NIGHT + 3000.0):  # two starts in the same hour
         done = subprocess.run([sys.executable, "-c", WARM, repr(now)], env=env, cwd=tmp_path,

@@ -36,13 +36,12 @@ that can be thrown away (``OCD_CACHE_DIR``, else ``$XDG_CACHE_HOME/ocd`` or
 where the sample nights already go, and tests point it at their own folder.
 No configuration option: where a cache lives is not a site setting.
 
-The table is handed to astropy by :class:`EarthOrientationService`, a child
-of the service tree between the main loop and the timer whose first tick
-makes the first decision: a start that fails before (a URL that cannot be
-bound, a bad state database) does not pay for astropy at all. Commands that
-compute the sky without the tree (``ocd plan``, ``ocd simulate_night``)
-call :func:`install` themselves. The pure core (:mod:`ocd.core.scheduler`)
-never sees any of this: it asks astropy, which has the table already.
+The table is handed to astropy by :mod:`ocd.services.sky_cache` right
+before the first sky span a process must compute: a start that finds its
+span kept from an earlier start, or that fails before its first decision
+(a URL that cannot be bound, a bad state database), does not pay for
+astropy at all. The pure core (:mod:`ocd.core.scheduler`) never sees any of
+this: it asks astropy, which has the table already.
 """
 
 from __future__ import annotations
@@ -53,11 +52,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from twisted.logger import Logger
-
 from ocd.services.cache_files import CacheUnusable, check_owner, open_npz, write_npz
-
-log = Logger(namespace="ocd.earth_orientation")
 
 #: Bumped when what is written changes: older files are then ignored.
 FORMAT = 1
