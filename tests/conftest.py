@@ -21,37 +21,77 @@ REPO = Path(__file__).resolve().parent.parent
 _RUN_CACHE: list[Path] = []
 
 
+#: Where a run leaves the astronomy it computed for the next run in this
+#: checkout: the IERS table and the sky spans (``iers-*.npz``, ``sky-*.npz``).
+#: In the project's virtual environment, never in the user's ``~/.cache/ocd``;
+#: ``make clean`` removes it with the environment.
+KEPT_BETWEEN_RUNS = Path(sys.prefix) / "ocd-test-cache"
+KEPT_PATTERNS = ("iers-*.npz", "sky-*.npz")
+
+
+def _kept_between_runs() -> Path | None:
+    """:data:`KEPT_BETWEEN_RUNS`, only inside a virtual environment."""
+    return KEPT_BETWEEN_RUNS if sys.prefix != sys.base_prefix else None
+
+
 def pytest_configure(config):
     """One cache folder for the whole run, with astropy's IERS table already in it.
 
     Made before pytest-xdist starts its workers, and set as ``OCD_CACHE_DIR``,
     which every worker and every child ``ocd`` inherits: the generated nights
     (:func:`ocd.sim.night.cached_night`; a night is written to a partial file
-    and renamed, so two workers that make the same one both read a whole file)
-    and OCD's Earth-orientation table (:mod:`ocd.services.earth_orientation`)
+    and renamed, so two workers that make the same one both read a whole file),
+    OCD's Earth-orientation table (:mod:`ocd.services.earth_orientation`) and
+    the sky spans of the child ``ocd run`` processes (:mod:`ocd.services.sky_cache`)
     are made once per run and shared.
     The table is built here, once: without it each worker and each first
     child of a cold folder builds it from astropy's files (about 1.5 s of
     CPU each, several at once when the long tests start together). Nothing
     goes to the user's ``~/.cache/ocd``; the folder is removed at the end.
+    The table and the spans of the last run in this checkout
+    (:data:`KEPT_BETWEEN_RUNS`) are copied in first: the run then starts its
+    workers without building the table (about 4 s here, before any test),
+    and its ``ocd run`` children read their spans. They are the files OCD
+    keeps for itself between starts, with the same checks (made by this
+    astropy, for this hour and these shots), so a test sees the numbers it
+    would compute; the tests of the caches themselves use folders of their own.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
+    import shutil
     import tempfile
 
     from ocd.services.earth_orientation import install
 
     folder = Path(tempfile.mkdtemp(prefix="ocd-test-cache-"))
     _RUN_CACHE.append(folder)
+    kept = _kept_between_runs()
+    if kept is not None and kept.is_dir():
+        for pattern in KEPT_PATTERNS:
+            for path in kept.glob(pattern):
+                shutil.copy2(path, folder)
     os.environ["OCD_CACHE_DIR"] = str(folder)
     install(folder)
 
 
 def pytest_unconfigure(config):
+    """Keep the run's table and spans for the next run (:func:`pytest_configure`),
+    then remove the run's folder."""
     import shutil
 
+    kept = _kept_between_runs()
     while _RUN_CACHE:
-        shutil.rmtree(_RUN_CACHE.pop(), ignore_errors=True)
+        folder = _RUN_CACHE.pop()
+        if kept is not None:
+            try:
+                shutil.rmtree(kept, ignore_errors=True)
+                kept.mkdir(parents=True)
+                for pattern in KEPT_PATTERNS:
+                    for path in folder.glob(pattern):
+                        shutil.copy2(path, kept)
+            except OSError:
+                pass  # the next run builds what it needs
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_sessionstart(session):
