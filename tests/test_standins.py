@@ -47,6 +47,17 @@ def test_syscmd_rejects_a_non_call(env):
     assert done.returncode == 2 and "not a command call" in done.stderr
 
 
+@pytest.mark.parametrize("args, error", [
+    (["-T", "-p", "a()"], "-T and -p are exclusive"),
+    (["-T"], "one COMMAND is required"),
+    (["-x", "a()"], "option -x not recognized"),
+])
+def test_syscmd_usage_errors_exit_2_and_record_nothing(env, tmp_path, args, error):
+    done = syscmd(env, *args)
+    assert done.returncode == 2 and error in done.stderr and "usage: syscmd" in done.stderr
+    assert read_calls(tmp_path / "calls.jsonl") == []
+
+
 def test_fail_on_nth_call(env):
     env["OCD_SYSCMD_FAIL_ON"] = "2"
     env["OCD_SYSCMD_FAIL_CODE"] = "7"
