@@ -205,7 +205,12 @@ class NightRun:
 
     def pace_for_two_shots(self) -> None:
         """Replay slowly enough that two shots fit in the slice at this machine's pace."""
-        self.speedup = replay_speedup(self.env, fastest=SPEEDUP, room=ROOM_FOR_A_SHOT,
+        self.pace_for_shots(2)
+
+    def pace_for_shots(self, shots: int) -> None:
+        """Replay slowly enough that ``shots`` shots (two or more) fit in the slice:
+        the slice's room for the shots after the first is shared among them."""
+        self.speedup = replay_speedup(self.env, fastest=SPEEDUP, room=ROOM_FOR_A_SHOT / (shots - 1),
                                       exposure_night_seconds=EXPOSURES,
                                       standin_speedup=self.standin_speedup, margin=PACE_MARGIN)
 

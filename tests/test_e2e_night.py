@@ -22,10 +22,10 @@ would fit. Tests that count two shots therefore replay at the speed-up
 enough, and disarm OCD (``ocd allow_hetdex stop``) once the last shot they
 need has started: a disarm lets the running shot finish and starts no other
 (shots.md), so no shot runs that no test reads. Every wait ends on the event
-it waits for; its deadline only guards against a hang. Tests a, e (MariaDB's
-numbers) and f read one armed night (:func:`armed_night`), which runs once,
-its observation numbers on the real MariaDB; test c and the unreachable
-database set up their own.
+it waits for; its deadline only guards against a hang. Tests a, c (a shot
+run by hand), e (MariaDB's numbers) and f read one armed night
+(:func:`armed_night`), which runs once, its observation numbers on the real
+MariaDB; the unreachable database sets up its own.
 
 The orchestrator's logic scenarios (a disarm during a shot, a failing
 ``syscmd``, a lost shot, alerts, crash recovery...) run on fakes in
@@ -96,10 +96,13 @@ class ArmedNight:
     replay_text: str
     ocd_code: int
     mysql_rows: list[tuple[int, str]]  # (obsnum, shotid) of vl_obsnum, in order
+    hand_code: int  # ocd run_shot -e of the shot run by hand
+    hand_text: str
+    hand_remaining: int  # observations of HAND_SHOT left in the state database at the end
 
 
 def armed_night_test(test: Callable) -> Callable:
-    """Marks a test that reads the armed night: tests a, e and f share an xdist
+    """Marks a test that reads the armed night: tests a, c, e and f share an xdist
     worker, so that the night runs once; it is a long test, started first."""
     for mark in (pytest.mark.xdist_group("e2e_armed_night"), pytest.mark.slow(14),
                  pytest.mark.mysql):
@@ -107,8 +110,11 @@ def armed_night_test(test: Callable) -> Callable:
     return test
 
 
-#: The armed night's first observation number on MariaDB.
+#: The armed night's first observation number on MariaDB: the shot run by hand
+#: takes it, OCD's own shots the numbers after it.
 FIRST_MYSQL_OBSNUM = 7000
+#: The shot run by hand at the start of the armed night: OCD's first pick in the slice.
+HAND_SHOT = "DEX00007"
 
 
 def mysql_options(name: str, port: int = 3306) -> list[tuple[str, str, str]]:
@@ -120,19 +126,24 @@ def mysql_options(name: str, port: int = 3306) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def armed_night(tmp_path_factory) -> Any:
-    """One night of the sample list, armed from the start, replayed once for tests a, e and f.
+    """One night of the sample list, armed from the start, replayed once for tests a, c, e and f.
 
-    The three tests ran this same night (test f names ``log_level`` info,
-    the default test a ran at; test e its observation numbers on MariaDB)
-    and only read what it did, so it runs once: arm, replay at the paced
-    speed-up (two shots must fit), disarm once the second shot has started
-    (or the replay has ended with no shot running), wait until no shot
-    runs, let the replay end by itself, stop ``ocd run``. Every child has
-    ended before the tests read the recording. The observation numbers come
-    from a database of its own on the real MariaDB, read into
-    ``mysql_rows`` before it is dropped; the suite's other replayed nights
-    (golden, simulated) number on SQLite.
+    The tests only read what it did, so it runs once: arm; run
+    :data:`HAND_SHOT` by hand (``ocd run_shot -e``, as the crew does), its
+    exposures of 1000 s taking 0.5 s each, so that at speed-up 2000 it covers
+    dusk, the moment (about 1.6 s into the replay) OCD would start that same
+    shot; replay at the paced speed-up (two shots of OCD's own must fit after
+    the hand shot: the pace leaves room for three); disarm once OCD's second
+    shot has started (or the replay has ended with no shot running), wait
+    until no shot runs, let the replay end by itself, stop ``ocd run``. Every
+    child has ended before the tests read the recording. Test f reads the
+    console at ``log_level`` info, test e the observation numbers from a
+    database of its own on the real MariaDB, read into ``mysql_rows`` before
+    it is dropped (the suite's other replayed nights, golden and simulated,
+    number on SQLite).
     """
+    from ocd.services.shot_store import ShotStore
+
     with mariadb_database("ocd_e2e") as (conn, name), pytest.MonkeyPatch.context() as mp:
         mp.setenv("OCD_STANDIN_SPEEDUP", str(SPEEDUP))
         mp.setenv("OCD_STANDIN_LOG", "")
@@ -143,8 +154,15 @@ def armed_night(tmp_path_factory) -> Any:
         try:
             run.start()
             run.allow("start")
-            run.pace_for_two_shots()
+            run.pace_for_shots(3)  # the hand shot, then two of OCD's own
+            words = shot_table(plan)[HAND_SHOT]
+            hand = run.spawn("run_shot", "--config", str(run.cfg), "-e", "-c", "-N", "1",
+                             HAND_SHOT, str(FIRST_MYSQL_OBSNUM), words[1], words[2], "-1",
+                             "1" if words[3] == "1" else "0", "1000", "1000", "1000")
+            assert run.watcher.wait_for(lambda: run.runs(own_only=False), timeout=30), \
+                "the hand shot never started: " + (hand.poll() is not None and hand.communicate()[1] or "")
             replay = run.replay(wait=False)
+            hand_code, hand_text = run.finish(hand)
 
             def enough() -> bool:
                 return run.started() >= 2 or (replay.poll() is not None and not run.open_shots())
@@ -157,7 +175,12 @@ def armed_night(tmp_path_factory) -> Any:
             with conn.cursor() as cur:
                 cur.execute(f"SELECT obsnum, shotid FROM `{name}`.vl_obsnum ORDER BY id")
                 rows = [tuple(row) for row in cur.fetchall()]
-            night = ArmedNight(run, code, text, ocd_code, rows)
+            store = ShotStore(plan.config.get_path("shots", "state_db"))
+            try:
+                remaining = store.remaining(HAND_SHOT)
+            finally:
+                store.close()
+            night = ArmedNight(run, code, text, ocd_code, rows, hand_code, hand_text, remaining)
         finally:
             run.close()
     yield night
@@ -179,9 +202,20 @@ def command_name(argv: list[str]) -> tuple[str, str]:
     return argv[0], argv[1].split("(", 1)[0]
 
 
-def check_shot_calls(run: NightRun, starts: list[Seen]) -> None:
-    """The stand-in log: per shot, the syscmd sequence then three dithers."""
+def hand_shot_calls(run: NightRun) -> tuple[list[dict], list[dict]]:
+    """The stand-in log split after the hand shot's last dither: (the hand shot's, OCD's)."""
     calls = run.calls()
+
+    def of_hand(call: dict) -> bool:
+        argv = call["argv"]
+        return "--obsnum" in argv and argv[argv.index("--obsnum") + 1] == str(FIRST_MYSQL_OBSNUM)
+
+    last = max(i for i, call in enumerate(calls) if of_hand(call))
+    return calls[:last + 1], calls[last + 1:]
+
+
+def check_shot_calls(calls: list[dict], starts: list[Seen]) -> None:
+    """The stand-in log of OCD's shots: per shot, the syscmd sequence then three dithers."""
     per_shot = 11 + 3
     assert len(calls) == per_shot * len(starts), [c["argv"] for c in calls]
     for i, start in enumerate(starts):
@@ -234,43 +268,25 @@ def test_a_night_runs_the_picked_shots_in_order_with_the_commands_and_numbers(ar
     assert len({s["shotid"] for s in starts}) == len(starts)
     table = shot_table(run.plan)
 
-    # Observation numbers consecutive from first_obsnum, the same in the events and the table.
+    # Observation numbers consecutive after the hand shot's (first_obsnum).
     first = run.plan.config.get_int("database", "first_obsnum")
     numbers = [s["obs_number"] for s in starts]
-    assert numbers == list(range(first, first + len(starts)))
-    check_shot_calls(run, starts)
+    assert numbers == list(range(first + 1, first + 1 + len(starts)))
+    check_shot_calls(hand_shot_calls(run)[1], starts)
     # The shot list's coordinates reach the telescope.
     for start in starts:
         assert float(table[start["shotid"]][1]) == pytest.approx(start["ra"])
     assert armed_night.ocd_code == 0, run.ocd_log()
 
 
-@pytest.mark.slow(8)
-def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
-    # Hand-shot exposures of 1000 s run 0.5 s each: the hand shot covers the
-    # moment (about 1.6 s into the replay) when OCD would start its first shot.
-    run = night()
-    run.allow("start")
-    table = shot_table(run.plan)
-    shotid = "DEX00007"  # OCD's first pick in this slice
-    words = table[shotid]
-    track = "1" if words[3] == "1" else "0"
-    hand = run.spawn("run_shot", "--config", str(run.cfg), "-e", "-c", "-N", "1",
-                     shotid, "500", words[1], words[2], "-1", track, "1000", "1000", "1000")
-    assert run.watcher.wait_for(lambda: run.runs(own_only=False), timeout=15), \
-        "the hand shot never started: " + (hand.poll() is not None and hand.communicate()[1] or "")
-    replay = run.replay(wait=False)
-    code, text = run.finish(hand)
-    assert code == 0, text
-    # Enough once OCD has started a shot of its own after the hand shot.
-    assert run.watcher.wait_for(lambda: run.started() >= 1, timeout=30), run.ocd_log()
-    run.allow("stop")  # it finishes, no other starts
-    run.wait_idle()
-    run.stop_replay(replay)
-
+@armed_night_test
+def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(armed_night):
+    run = armed_night.run
+    assert armed_night.hand_code == 0, armed_night.hand_text
     everything = run.runs(own_only=False)
-    hand_events = [e for e in everything if e["obs_number"] == 500]
+    hand_events = [e for e in everything if e["obs_number"] == FIRST_MYSQL_OBSNUM]
     assert [e["exec_status"] for e in hand_events] == [0, 1] and hand_events[1]["error"] is False
+    assert hand_events[0]["shotid"] == HAND_SHOT
     hand_start, hand_finish = hand_events
     own = run.runs()
     assert not [e for e in own if hand_start.at <= e.at <= hand_finish.at], \
@@ -278,30 +294,30 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(night):
     during = [d for d in run.watcher.of("ocd.decision.made")
               if hand_start.at + 0.2 < d.at < hand_finish.at]
     assert during and all("shot_running" in d["blockers"] for d in during)
-    # The hand shot counted DEX00007 down: OCD never runs it again.
-    assert shotid not in {e["shotid"] for e in own}
-    from ocd.services.shot_store import ShotStore
-
-    assert run.stop_ocd() == 0
-    store = ShotStore(run.plan.config.get_path("shots", "state_db"))
-    try:
-        assert store.remaining(shotid) == 0
-    finally:
-        store.close()
+    # Its commands ran before OCD's, its exposures numbered with its own number.
+    hand_calls, _own_calls = hand_shot_calls(run)
+    dithers = [c for c in hand_calls if c["program"] == "hetdex-dither.py"]
+    assert [c["argv"][c["argv"].index("--exposure") + 1] for c in dithers] == ["1", "2", "3"]
+    assert {c["program"] for c in hand_calls} == {"syscmd", "hetdex-dither.py"}
+    # The hand shot counted its shot down: OCD never runs it again.
+    assert HAND_SHOT not in {e["shotid"] for e in own}
+    assert armed_night.hand_remaining == 0
     # OCD's own numbers continue after the hand shot's.
     assert [e["obs_number"] for e in own if e["exec_status"] == 0] == \
-        list(range(501, 501 + len(own) // 2))
+        list(range(FIRST_MYSQL_OBSNUM + 1, FIRST_MYSQL_OBSNUM + 1 + len(own) // 2))
 
 
 @armed_night_test
 def test_e_observation_numbers_on_mariadb_are_consecutive(armed_night):
-    """The armed night reserved its numbers on the real MariaDB: consecutive
-    from ``first_obsnum``, one row per shot started, in the order they ran."""
+    """The armed night reserved its numbers on the real MariaDB: the hand shot's
+    ``first_obsnum``, then OCD's own consecutive after it, one row per shot
+    started, in the order they ran."""
     starts = [s for s, _f in pairs_in_order(armed_night.run.runs())]
     assert len(starts) >= 2, armed_night.run.ocd_log()
     numbers = [s["obs_number"] for s in starts]
-    assert numbers == list(range(FIRST_MYSQL_OBSNUM, FIRST_MYSQL_OBSNUM + len(starts)))
-    assert armed_night.mysql_rows == [(n, s["shotid"]) for n, s in zip(numbers, starts)]
+    assert numbers == list(range(FIRST_MYSQL_OBSNUM + 1, FIRST_MYSQL_OBSNUM + 1 + len(starts)))
+    assert armed_night.mysql_rows == [(FIRST_MYSQL_OBSNUM, HAND_SHOT)] + [
+        (n, s["shotid"]) for n, s in zip(numbers, starts)]
 
 
 def closed_port() -> int:
