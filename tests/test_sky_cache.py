@@ -97,6 +97,18 @@ def test_a_file_that_cannot_be_trusted_is_computed_again_and_written_over(tmp_pa
         assert later.grids == []
 
 
+def test_a_span_kept_by_other_code_of_ocd_is_computed_again(tmp_path, monkeypatch):
+    """An upgrade of OCD (or a change under test) that changes how a span is
+    computed must not read the spans the old code kept."""
+    SkyCache(tmp_path, CountingSky()).time_grid(NIGHT)
+    key = dict(sky_cache.software_key())
+    monkeypatch.setattr(sky_cache, "software_key", lambda: dict(key, code="another version"))
+    counting = CountingSky()
+    SkyCache(tmp_path, counting).time_grid(NIGHT)
+    assert counting.grids == [NIGHT]
+    assert len(key["code"]) == 64  # the modules' hash is in the real key
+
+
 def test_a_finals_file_in_the_working_directory_means_no_cache(tmp_path, monkeypatch):
     """astropy reads ./finals2000A.all then: spans from the bundled tables would differ."""
     monkeypatch.chdir(tmp_path)

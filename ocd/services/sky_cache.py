@@ -16,8 +16,9 @@ What is kept, per span: the time grid (``sky-*.npz`` with kind
 ``apparent_places``, keyed by a hash of the right ascensions and
 declinations). The key, in the file and hashed into its name, holds every
 input of the numbers: the hour, the site, the grid's step and extent, the
-versions of astropy, pyerfa, numpy and ``astropy-iers-data`` and the IERS
-files (path, size, modification time). A file made by anything else is not
+versions of astropy, pyerfa, numpy and ``astropy-iers-data``, the IERS
+files (path, size, modification time) and a hash of the code of OCD's
+modules that compute a span. A file made by anything else is not
 used. Files follow :mod:`ocd.services.cache_files` (``.npz`` without pickles,
 our own files only, written atomically); a file that cannot be used is
 computed again and written over; a folder that cannot be written costs only
@@ -58,6 +59,9 @@ FORMAT = 1
 PRUNE_AGE = 8 * 86400.0
 #: The distributions whose code or data makes the numbers.
 DISTRIBUTIONS = ("astropy", "pyerfa", "numpy", "astropy-iers-data")
+#: OCD's modules whose code makes the numbers: a span kept by another version
+#: of them (an upgrade, a change under test) is computed again.
+CODE_MODULES = ("ocd.core.scheduler", "ocd.core.astro", "ocd.core.site")
 
 
 @functools.cache
@@ -66,9 +70,11 @@ def software_key() -> dict[str, Any]:
 
     Read without importing astropy (that import is most of what a cache
     hit saves): versions from the installed distributions' metadata, the
-    IERS files from ``astropy_iers_data``, a package of paths.
+    IERS files from ``astropy_iers_data``, a package of paths, and a hash of
+    OCD's own modules that compute a span (:data:`CODE_MODULES`).
     """
     from importlib import metadata
+    from importlib.util import find_spec
 
     import astropy_iers_data
 
@@ -77,9 +83,15 @@ def software_key() -> dict[str, Any]:
                  astropy_iers_data.IERS_B_FILE, astropy_iers_data.IERS_B_README):
         info = os.stat(path)
         files.append([str(path), info.st_size, info.st_mtime_ns])
+    code = hashlib.sha256()
+    for name in CODE_MODULES:  # their files, read: importing ocd.core.astro imports astropy
+        spec = find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        code.update(Path(spec.origin).read_bytes())
     return {
         "format": FORMAT,
         "versions": {name: metadata.version(name) for name in DISTRIBUTIONS},
+        "code": code.hexdigest(),
         "iers_files": files,
         "site": [HET_LATITUDE, HET_LONGITUDE, HET_HEIGHT],
         "grid": [scheduler.GRID_STEP, scheduler.SPAN_BEFORE, scheduler.SPAN_AFTER],
