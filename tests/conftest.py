@@ -95,12 +95,20 @@ def pytest_unconfigure(config):
 
 
 def pytest_sessionstart(session):
-    """Hand astropy the run's cached IERS table in each xdist worker, as ``ocd run``
-    does at start: test modules compute skies at import (sample shot lists)."""
+    """Hand astropy the run's cached IERS table in each xdist worker, and keep
+    the sky spans in the run's cache folder, as ``ocd run`` does at start:
+    test modules compute skies at import (sample shot lists), and the workers
+    share the spans they compute (one per hour of night the tests look at,
+    about 0.3 s of CPU each) with each other, the ``ocd`` children and the
+    next run. Tests of the sky itself compare with astropy directly, and the
+    tests of the caches use folders of their own.
+    """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         from ocd.services.earth_orientation import install
+        from ocd.services.sky_cache import keep_sky_spans
 
         install()
+        keep_sky_spans()
 
 
 @pytest.hookimpl(trylast=True)
