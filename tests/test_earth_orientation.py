@@ -29,6 +29,10 @@ from astropy.utils import iers  # noqa: E402
 
 from ocd.core.astro import HET_LOCATION  # noqa: E402
 
+#: One worker runs the module: its module fixture builds astropy's own table
+#: from its files (about 1.5 s of CPU), once, not in each worker.
+pytestmark = pytest.mark.xdist_group("earth_orientation")
+
 #: Unix times across the table: IERS-B values (2015, 2020), IERS-A ones, the
 #: predictions, and past the end of the table (astropy extrapolates, warns).
 TIMES = np.array([1.43e9, 1.58e9, 1.70e9, 1.76e9, 1.80e9, 1.95e9])
