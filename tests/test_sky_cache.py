@@ -64,12 +64,17 @@ def test_a_second_cache_on_the_folder_reads_what_the_first_computed(tmp_path):
     assert second_sky.grids == [NIGHT + 3600.0] and second_sky.places == [1]
 
 
-@pytest.mark.parametrize("spoil", ["corrupt", "other key", "symlink", "not ours"])
+@pytest.mark.parametrize("spoil", ["corrupt", "bad crc", "other key", "symlink", "not ours"])
 def test_a_file_that_cannot_be_trusted_is_computed_again_and_written_over(tmp_path, spoil):
     SkyCache(tmp_path, CountingSky()).time_grid(NIGHT)
     (path,) = tmp_path.glob("sky-*.npz")
     if spoil == "corrupt":
         path.write_bytes(path.read_bytes()[:100])
+    elif spoil == "bad crc":  # a byte flipped inside an array: zipfile finds it on reading
+        data = bytearray(path.read_bytes())
+        start = data.index(b"sun_alt.npy") + 200
+        data[start] ^= 0xFF
+        path.write_bytes(bytes(data))
     elif spoil == "other key":
         with np.load(path) as data:
             arrays = {name: data[name] for name in data.files}
@@ -91,7 +96,7 @@ def test_a_file_that_cannot_be_trusted_is_computed_again_and_written_over(tmp_pa
     grid = SkyCache(tmp_path, counting).time_grid(NIGHT)
     assert counting.grids == [NIGHT]
     assert np.array_equal(grid.last, AstropySky().time_grid(NIGHT).last)
-    if spoil in ("corrupt", "other key"):  # written over: the next start reads it
+    if spoil in ("corrupt", "bad crc", "other key"):  # written over: the next start reads it
         later = CountingSky()
         SkyCache(tmp_path, later).time_grid(NIGHT)
         assert later.grids == []
@@ -107,6 +112,23 @@ def test_a_span_kept_by_other_code_of_ocd_is_computed_again(tmp_path, monkeypatc
     SkyCache(tmp_path, counting).time_grid(NIGHT)
     assert counting.grids == [NIGHT]
     assert len(key["code"]) == 64  # the modules' hash is in the real key
+
+
+def test_a_key_that_cannot_be_made_still_gives_the_span(tmp_path, monkeypatch):
+    """A broken installation (an IERS file gone, metadata missing) must not stop
+    OCD from deciding: the span is computed, and nothing is kept."""
+    def broken():
+        raise FileNotFoundError("finals2000A.all is gone")
+
+    monkeypatch.setattr(sky_cache, "software_key", broken)
+    counting = CountingSky()
+    prepared: list[int] = []
+    cache = SkyCache(tmp_path, counting, before_compute=lambda: prepared.append(1))
+    grid = cache.time_grid(NIGHT)
+    ra, dec = cache.apparent_places(NIGHT, RA, DEC)
+    assert counting.grids == [NIGHT] and counting.places == [2] and prepared == [1]
+    assert np.array_equal(grid.last, AstropySky().time_grid(NIGHT).last) and len(ra) == 2
+    assert not list(tmp_path.glob("sky-*"))
 
 
 def test_a_finals_file_in_the_working_directory_means_no_cache(tmp_path, monkeypatch):

@@ -126,18 +126,17 @@ class SkyCache:
         self.compute = compute if compute is not None else AstropySky()
         self._before_compute = before_compute
         self._memo: dict[str, dict[str, np.ndarray]] = {}
+        self._unkeyed = False
         self.hits = 0
         self.computed = 0
 
     def time_grid(self, origin: float) -> TimeGrid:
-        key = dict(software_key(), kind="time_grid", origin=float(origin))
-
         def compute() -> dict[str, np.ndarray]:
             grid = self.compute.time_grid(origin)
             return {"times": grid.times, "last": grid.last, "rate": np.asarray(grid.rate),
                     "sun_alt": grid.sun_alt}
 
-        arrays = self._arrays(key, compute)
+        arrays = self._arrays("time_grid", origin, {}, compute)
         for name in ("times", "last", "sun_alt"):
             arrays[name].setflags(write=False)
         return TimeGrid(arrays["times"], arrays["last"], float(arrays["rate"]), arrays["sun_alt"])
@@ -146,21 +145,33 @@ class SkyCache:
                         dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(ra_hours):
             return self.compute.apparent_places(origin, ra_hours, dec_deg)
-        key = dict(software_key(), kind="apparent_places", origin=float(origin),
-                   places=places_digest(ra_hours, dec_deg), count=len(ra_hours))
 
         def compute() -> dict[str, np.ndarray]:
             ra, dec = self.compute.apparent_places(origin, ra_hours, dec_deg)
             return {"ra": np.asarray(ra), "dec": np.asarray(dec)}
 
-        arrays = self._arrays(key, compute)
-        if arrays["ra"].shape != (len(ra_hours),):
-            raise CacheUnusable("apparent places of another length")  # a hash collision
+        arrays = self._arrays("apparent_places", origin, {
+            "places": places_digest(ra_hours, dec_deg), "count": len(ra_hours)}, compute)
+        if arrays["ra"].shape != (len(ra_hours),) or arrays["dec"].shape != (len(ra_hours),):
+            arrays = compute()  # a file under this key that holds something else
         return arrays["ra"].copy(), arrays["dec"].copy()
 
     # -- the files ------------------------------------------------------------
-    def _arrays(self, key: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
-                ) -> dict[str, np.ndarray]:
+    def _arrays(self, kind: str, origin: float, extra: dict[str, Any],
+                compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The arrays of this span: from the memo, the folder, or ``compute`` (then kept).
+
+        Never raises for a cache problem: the decision that asked must be made.
+        """
+        try:
+            key = dict(software_key(), kind=kind, origin=float(origin), **extra)
+        except (OSError, ImportError, ValueError) as exc:  # a broken installation
+            if not self._unkeyed:
+                self._unkeyed = True
+                log.info("sky spans are not kept: their key cannot be made ({why})",
+                         why=f"{type(exc).__name__}: {exc}")
+            self._prepare()
+            return compute()
         path = sky_file(self.folder, key)
         memo = self._memo.get(path.name)
         if memo is not None:
@@ -168,9 +179,7 @@ class SkyCache:
         trusted = not os.path.exists(CWD_FINALS)
         arrays = self._read(path, key) if trusted else None
         if arrays is None:
-            if self._before_compute is not None:
-                self._before_compute()
-                self._before_compute = None
+            self._prepare()
             arrays = compute()
             self.computed += 1
             if trusted:
@@ -179,6 +188,12 @@ class SkyCache:
             self.hits += 1
         self._memo[path.name] = arrays
         return arrays
+
+    def _prepare(self) -> None:
+        """``before_compute``, once."""
+        if self._before_compute is not None:
+            prepare, self._before_compute = self._before_compute, None
+            prepare()
 
     def _read(self, path: Path, key: dict[str, Any]) -> dict[str, np.ndarray] | None:
         try:
@@ -189,8 +204,9 @@ class SkyCache:
                 arrays = {name: data[name] for name in data.files if name != "key"}
         except FileNotFoundError:
             return None
-        except (CacheUnusable, OSError, ValueError, KeyError) as exc:
-            log.info("sky span cache file {path} not used: {why}", path=str(path), why=str(exc))
+        except Exception as exc:  # whatever a damaged file raises (a bad CRC is zipfile's own)
+            log.info("sky span cache file {path} not used: {why}", path=str(path),
+                     why=f"{type(exc).__name__}: {exc}")
             return None
         log.debug("sky span from the cache file {path}", path=str(path))
         return arrays
@@ -201,8 +217,9 @@ class SkyCache:
                 check_owner(self.folder, "cache folder")
             write_npz(path, dict(arrays, key=np.array(json.dumps(key, sort_keys=True))))
             self._prune(keep=path)
-        except (CacheUnusable, OSError) as exc:
-            log.info("sky span not kept in {path}: {why}", path=str(path), why=str(exc))
+        except Exception as exc:  # a cache that cannot be written costs only its saving
+            log.info("sky span not kept in {path}: {why}", path=str(path),
+                     why=f"{type(exc).__name__}: {exc}")
 
     def _prune(self, keep: Path) -> None:
         """Remove sky files older than :data:`PRUNE_AGE` (module doc)."""
