@@ -48,7 +48,7 @@ TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 # TEST_TMPDIR= (empty) keeps the system's temporary folder.
 TEST_TMPDIR ?= $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && [ "$$(df -Pk $$d 2>/dev/null | awk 'NR==2 {print $$4}')" -gt 2000000 ] 2>/dev/null && echo $$d/ocd-test-$$(id -u))
 test: install
-	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && rm -rf $(TEST_TMPDIR)/ocd-test-* && TMPDIR=$(TEST_TMPDIR)) PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -ra $(PYTEST_ARGS)
+	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && rm -rf $(TEST_TMPDIR)/ocd-test-* && TMPDIR=$(TEST_TMPDIR)) PYTHONDONTWRITEBYTECODE= OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder -ra $(PYTEST_ARGS)
 
 # Regenerate tests/golden_night.txt on purpose (a change of behaviour); review its diff.
 golden: install

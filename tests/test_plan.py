@@ -166,6 +166,7 @@ def test_ocd_plan_refuses_a_bad_shot_list_naming_it(tmp_path, capsys):
 @pytest.mark.integration
 @pytest.mark.timeout(300)  # the night (conftest.simulated_night) runs in this test's set-up
 @pytest.mark.xdist_group("simulated_night")
+@pytest.mark.slow(18)  # the night: 18 s of wall time here
 def test_the_simulated_night_runs_the_planned_shots_in_order_within_their_windows(
         simulated_night):
     """Shots whose passes follow each other: the order does not hang on the machine's speed.

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(300)  # the night (conftest.simulated_night) may run in this test's set-up
 @pytest.mark.xdist_group("simulated_night")
+@pytest.mark.slow(18)  # the night, if it runs here: the group's first test starts it
 def test_run_night_reports_shots_numbers_and_blockers(simulated_night):
     from ocd.sim.simulate import describe
 
