@@ -34,6 +34,15 @@ def _kept_between_runs() -> Path | None:
     return KEPT_BETWEEN_RUNS if sys.prefix != sys.base_prefix else None
 
 
+def _copy_kept(source: Path, target: Path) -> None:
+    """Copy the files of :data:`KEPT_PATTERNS` from ``source`` into ``target``."""
+    import shutil
+
+    for pattern in KEPT_PATTERNS:
+        for path in source.glob(pattern):
+            shutil.copy2(path, target)
+
+
 def pytest_configure(config):
     """One cache folder for the whole run, with astropy's IERS table already in it.
 
@@ -58,7 +67,6 @@ def pytest_configure(config):
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    import shutil
     import tempfile
 
     from ocd.services.earth_orientation import install
@@ -67,9 +75,7 @@ def pytest_configure(config):
     _RUN_CACHE.append(folder)
     kept = _kept_between_runs()
     if kept is not None and kept.is_dir():
-        for pattern in KEPT_PATTERNS:
-            for path in kept.glob(pattern):
-                shutil.copy2(path, folder)
+        _copy_kept(kept, folder)
     os.environ["OCD_CACHE_DIR"] = str(folder)
     install(folder)
 
@@ -86,9 +92,7 @@ def pytest_unconfigure(config):
             try:
                 shutil.rmtree(kept, ignore_errors=True)
                 kept.mkdir(parents=True)
-                for pattern in KEPT_PATTERNS:
-                    for path in folder.glob(pattern):
-                        shutil.copy2(path, kept)
+                _copy_kept(folder, kept)
             except OSError:
                 pass  # the next run builds what it needs
         shutil.rmtree(folder, ignore_errors=True)

@@ -170,7 +170,7 @@ class NightRun:
     env: dict[str, str]
     extra_env: dict[str, str]
     children: list[subprocess.Popen] = field(default_factory=list)
-    speedup: float = SPEEDUP  # of the replay (pace_for_two_shots may lower it)
+    speedup: float = SPEEDUP  # of the replay (pace_for_shots may lower it)
     standin_speedup: float = SPEEDUP  # of the stand-ins' exposures, whatever the replay's
 
     def start(self) -> None:
@@ -202,10 +202,6 @@ class NightRun:
     def allow(self, what: str = "start") -> None:
         code, text = self.finish(self.spawn("allow_hetdex", "--config", str(self.cfg), what))
         assert code == 0, text
-
-    def pace_for_two_shots(self) -> None:
-        """Replay slowly enough that two shots fit in the slice at this machine's pace."""
-        self.pace_for_shots(2)
 
     def pace_for_shots(self, shots: int) -> None:
         """Replay slowly enough that ``shots`` shots (two or more) fit in the slice:

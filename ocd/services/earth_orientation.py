@@ -64,18 +64,30 @@ CWD_FINALS = "finals2000A.all"
 _installed: str | None = None
 
 
+def iers_files() -> list[list[Any]]:
+    """``[path, size, modification time]`` of the IERS files astropy bundles.
+
+    The paths are ``astropy_iers_data``'s (the ones ``astropy.utils.iers``
+    reads), read without importing astropy: the sky cache's key needs them
+    on every start, including those that never import astropy.
+    """
+    import astropy_iers_data
+
+    files = []
+    for path in (astropy_iers_data.IERS_A_FILE, astropy_iers_data.IERS_A_README,
+                 astropy_iers_data.IERS_B_FILE, astropy_iers_data.IERS_B_README):
+        info = os.stat(path)
+        files.append([str(path), info.st_size, info.st_mtime_ns])
+    return files
+
+
 def cache_key() -> dict[str, Any]:
     """What the table depends on: astropy, its IERS data, the bundled files."""
     import astropy
     import astropy_iers_data
-    from astropy.utils import iers
 
-    files = []
-    for path in (iers.IERS_A_FILE, iers.IERS_A_README, iers.IERS_B_FILE, iers.IERS_B_README):
-        info = os.stat(path)
-        files.append([str(path), info.st_size, info.st_mtime_ns])
     return {"format": FORMAT, "astropy": astropy.__version__,
-            "astropy_iers_data": astropy_iers_data.__version__, "files": files}
+            "astropy_iers_data": astropy_iers_data.__version__, "files": iers_files()}
 
 
 def cache_file(folder: Path, key: dict[str, Any]) -> Path:

@@ -49,7 +49,7 @@ from ocd.core import scheduler
 from ocd.core.scheduler import AstropySky, SkySource, TimeGrid
 from ocd.core.site import HET_HEIGHT, HET_LATITUDE, HET_LONGITUDE
 from ocd.services.cache_files import CacheUnusable, check_owner, open_npz, write_npz
-from ocd.services.earth_orientation import CWD_FINALS, install
+from ocd.services.earth_orientation import CWD_FINALS, iers_files, install
 
 log = Logger(namespace="ocd.sky_cache")
 
@@ -70,19 +70,12 @@ def software_key() -> dict[str, Any]:
 
     Read without importing astropy (that import is most of what a cache
     hit saves): versions from the installed distributions' metadata, the
-    IERS files from ``astropy_iers_data``, a package of paths, and a hash of
+    IERS files (:func:`~ocd.services.earth_orientation.iers_files`), and a hash of
     OCD's own modules that compute a span (:data:`CODE_MODULES`).
     """
     from importlib import metadata
     from importlib.util import find_spec
 
-    import astropy_iers_data
-
-    files = []
-    for path in (astropy_iers_data.IERS_A_FILE, astropy_iers_data.IERS_A_README,
-                 astropy_iers_data.IERS_B_FILE, astropy_iers_data.IERS_B_README):
-        info = os.stat(path)
-        files.append([str(path), info.st_size, info.st_mtime_ns])
     code = hashlib.sha256()
     for name in CODE_MODULES:  # their files, read: importing ocd.core.astro imports astropy
         spec = find_spec(name)
@@ -92,7 +85,7 @@ def software_key() -> dict[str, Any]:
         "format": FORMAT,
         "versions": {name: metadata.version(name) for name in DISTRIBUTIONS},
         "code": code.hexdigest(),
-        "iers_files": files,
+        "iers_files": iers_files(),
         "site": [HET_LATITUDE, HET_LONGITUDE, HET_HEIGHT],
         "grid": [scheduler.GRID_STEP, scheduler.SPAN_BEFORE, scheduler.SPAN_AFTER],
     }
