@@ -3,8 +3,9 @@
 ``ocd run``, ``ocd allow_hetdex`` and ``ocd db_replay`` run as child
 processes (the harness of night_harness.py); the night is the first 3.5 hours
 of the clear sample night of seed 38 with a 3-shot list of seed 38 (planned
-43 and 42 minutes apart), replayed at a speed-up of 300 (about 42 s; it is
-started first, and waits most of it). Its heartbeat and pointing come once a
+43 and 42 minutes apart), replayed at a speed-up of 300 where something
+happens and ten times faster elsewhere (about 23 s instead of 42 s; see
+below). Its heartbeat and pointing come once a
 minute (``night_harness.RATES``; OCD decides on neither rate): 3.4
 thousand events instead of 25 thousand. A decision whose only blocker is our own
 running shot is left out (the shot's start and end lines say it; whether it
@@ -22,6 +23,19 @@ next shot's window, at 300 it moved by 22 minutes. ``make test`` now keeps
 the tests' files on tmpfs. Anything else that differs is a change of
 behaviour and fails with a unified diff of the two renderings.
 
+The replay keeps the speed-up of 300 only in the stretches where a line
+can be stamped (:func:`slow_stretches`): five minutes around each change of
+the shutter and around dusk (the Sun at ``max_sun_alt``), and from five
+minutes before each planned shot's start to 20 minutes after it (4 s of
+wall time for the shot to end). Elsewhere, before dusk and between and
+after the shots, nothing can change but the night's weather, which stays
+far inside the limits, and the replay goes ten times faster. The pace is
+set by the events' ``__wire_time`` (``db_replay``'s default sort), which
+:func:`paced_night` squeezes in a copy of the night; ``__data_time``, the
+time OCD decides on, is untouched. A line that would come in a fast
+stretch (a change of behaviour) still fails the test; only its time is
+coarser.
+
 Before the replay, OCD is shown the night's first heartbeat alone (a replay
 of one event) and the test waits for the decision on it: OCD's first
 decision on the telescope's clock computes the night's sky (a second or
@@ -38,10 +52,12 @@ this test with ``OCD_REGENERATE_GOLDEN=1``.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +74,11 @@ SHOTS = 3  # planned 43 and 42 minutes apart: a shot slowed by load never reache
 #: reach OCD before its first decision depends on how they are batched.
 SETTLE = 600.0  # s of night
 TOLERANCE = 1800.0  # s of night: 6 s of wall time at SPEEDUP
+#: Away from the night's moments (:func:`slow_stretches`) the replay goes FAST
+#: times quicker than SPEEDUP; a line stamped there would be stamped coarsely.
+FAST = 10
+MARGIN = 300.0  # s of night at SPEEDUP before (and after) each moment
+SHOT_ROOM = 1200.0  # s of night at SPEEDUP after a planned shot's start: 4 s of wall time
 
 
 def render(night_log: Path, start: float, end: float) -> list[str]:
@@ -146,7 +167,80 @@ def first_heartbeat(night_db: Path, path: Path) -> tuple[Path, float]:
     return path, float(t)
 
 
-@pytest.mark.slow(42)
+def slow_stretches(plan: Any) -> list[tuple[float, float]]:
+    """Where the replay keeps SPEEDUP (epoch s of night, merged): MARGIN around
+    each change of the shutter and dusk, and from MARGIN before each planned
+    shot's start to SHOT_ROOM after it."""
+    from ocd.core.events import parse_time
+    from ocd.sim.simulate import expected_plan
+
+    expected = expected_plan(plan)
+    moments = [expected.dark[0]]
+    with sqlite3.connect(plan.night_db) as conn:
+        rows = conn.execute(
+            "SELECT t.value, s.value FROM events AS e "
+            "JOIN event_data AS t ON t.event_id = e.event_id AND t.key = '__data_time' "
+            "JOIN event_data AS s ON s.event_id = e.event_id AND s.key = 'state' "
+            "WHERE e.topic = 'legacy.shutter.status' ORDER BY e.event_id").fetchall()
+    conn.close()
+    state = None
+    for when, new in rows:
+        if new != state:
+            moments.append(parse_time(when))
+            state = new
+    stretches = sorted([(t - MARGIN, t + MARGIN) for t in moments]
+                       + [(s.start - MARGIN, s.start + SHOT_ROOM) for s in expected.shots])
+    merged = [stretches[0]]
+    for start, end in stretches[1:]:
+        if start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def paced_time(t: float, origin: float, slow: list[tuple[float, float]]) -> float:
+    """The wire time that replays night time ``t`` as it is inside ``slow`` and
+    FAST times quicker outside it, from ``origin`` on."""
+    out, at = origin, origin
+    for start, end in [*slow, (math.inf, math.inf)]:
+        start, end = max(start, at), max(end, at)
+        if t <= start:
+            return out + (t - at) / FAST
+        out, at = out + (start - at) / FAST, start
+        if t <= end:
+            return out + (t - at)
+        out, at = out + (end - at), end
+    raise AssertionError("unreachable")
+
+
+def paced_night(plan: Any, path: Path) -> Path:
+    """The night with its ``__wire_time`` (the replay's pace, which OCD does not
+    decide on) squeezed outside :func:`slow_stretches`; ``__data_time`` as it was."""
+    from ocd.core.events import parse_time
+
+    slow = slow_stretches(plan)
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ATTACH DATABASE ? AS night", (str(plan.night_db),))
+        for (sql,) in conn.execute("SELECT sql FROM night.sqlite_master WHERE sql IS NOT NULL "
+                                   "ORDER BY type DESC").fetchall():
+            conn.execute(sql)  # the night's tables and indexes: the replay's query needs them
+        conn.execute("INSERT INTO events SELECT * FROM night.events")
+        conn.execute("INSERT INTO event_data SELECT * FROM night.event_data")
+        rows = conn.execute("SELECT event_id, value FROM event_data "
+                            "WHERE key = '__wire_time'").fetchall()
+        times = {event: parse_time(value) for event, value in rows}
+        origin = min(times.values())
+        conn.executemany("UPDATE event_data SET value = ? WHERE event_id = ? "
+                         "AND key = '__wire_time'",
+                         [(repr(paced_time(t, origin, slow)), event)
+                          for event, t in times.items()])
+    conn.close()
+    return path
+
+
+@pytest.mark.slow(26)
 def test_the_replayed_night_matches_the_golden_night_log(golden_run):
     run = golden_run
     run.allow("start")
@@ -155,7 +249,7 @@ def test_the_replayed_night_matches_the_golden_night_log(golden_run):
     assert run.watcher.wait_for(lambda: any(d["now"] >= first - 1 for d in
                                             run.watcher.of("ocd.decision.made")), HANG), \
         "no decision on the night's first heartbeat\n" + run.ocd_log()
-    run.replay()
+    run.replay(db=paced_night(run.plan, run.workdir / "paced-night.db"))
     run.wait_idle()
     assert run.stop_ocd() == 0
     from ocd.services.replay import ReplayDatabase
