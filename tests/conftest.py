@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from ocd.sim.ports import free_port
+from ocd.sim.ports import RANGE_VARIABLE, free_port, share
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,12 @@ def pytest_configure(config):
     astropy, for this hour and these shots), so a test sees the numbers it
     would compute; the tests of the caches themselves use folders of their own.
     """
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        # Each worker draws its ports from its own share (ocd.sim.ports): two
+        # workers never hand out one port, and their children inherit the share.
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        os.environ[RANGE_VARIABLE] = share(int(worker.removeprefix("gw")), count)
         return
     import tempfile
 

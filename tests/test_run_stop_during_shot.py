@@ -73,7 +73,8 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
             if shots_sub.poll(200):
                 runs.append(json.loads(shots_sub.recv_multipart()[1]))
                 started = runs[-1]["exec_status"] == 0
-        assert started, "OCD did not start the shot"
+        if not started:
+            _fail_with_log(child, f"OCD did not start the shot; its run-shot events: {runs}")
         # wait until the first exposure is running
         log = tmp_path / "standins.jsonl"
         deadline = time.monotonic() + 90
@@ -82,7 +83,8 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
                 break
             tcs.send_multipart(tcs_frames("tcs.receiver.heartbeat", NIGHT))
             time.sleep(0.1)
-        assert log.exists() and "dither" in log.read_text(), "the first exposure never started"
+        if not (log.exists() and "dither" in log.read_text()):
+            _fail_with_log(child, "the first exposure never started")
         for sig in signals:
             child.send_signal(sig)
             time.sleep(0.3)
@@ -102,6 +104,17 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
         reap(child)
         tcs.close()
         shots_sub.close()
+
+
+def _fail_with_log(child: subprocess.Popen, why: str) -> None:
+    """Fail with what ``ocd run`` said: it is stopped first (SIGTERM, then KILL)."""
+    child.terminate()
+    try:
+        _out, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        _out, err = child.communicate()
+    pytest.fail(f"{why}\nocd run's stderr:\n{err[-6000:]}")
 
 
 def _no_traceback(stderr: str) -> None:
