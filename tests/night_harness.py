@@ -225,11 +225,11 @@ class NightRun:
             assert code == 0, text
         return child
 
-    def stop_replay(self, child: subprocess.Popen) -> None:
-        """Ctrl+C to a replay that has shown enough."""
+    def stop_replay(self, child: subprocess.Popen) -> tuple[int, str]:
+        """Ctrl+C to a replay that has shown enough; its status and output."""
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
-        self.finish(child)
+        return self.finish(child)
 
     def wait_idle(self, timeout: float = HANG) -> None:
         """Until every START seen has its FINISH."""

@@ -340,3 +340,42 @@ def test_a_full_publisher_counts_drops_by_channel_and_warns_once(free_url):
     assert loop.counters.get("published.ocd.heartbeat.reply") == publisher.sent + publisher.dropped
     assert len(warnings) == 1, [w.get("log_format") for w in warnings]
     assert warnings[0]["channel"] == "main_loop"
+
+
+def test_a_socket_the_reactor_takes_back_at_its_shutdown_is_no_warning():
+    """Ctrl+C on ``ocd db_replay`` printed two warnings with a Failure ("lost its
+    descriptor: ... ConnectionLost"): the reactor's shutdown takes back every
+    descriptor still registered. Then it is expected; while it runs, a fault."""
+    from twisted.internet.error import ConnectionLost
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.logger import LogLevel, globalLogPublisher
+    from twisted.python.failure import Failure
+
+    from ocd.core.events import UrlKind
+    from ocd.protocols.zmq import Bus
+
+    reactor = MemoryReactorClock()
+    bus = Bus(reactor)
+    bus.open()
+    warnings = []
+
+    def observe(event):
+        if event.get("log_level") is LogLevel.warn and "lost its descriptor" in event.get(
+                "log_format", ""):
+            warnings.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        publisher = bus.publisher(["tcp://127.0.0.1:*"], channel="control")
+        subscriber = bus.subscriber([publisher.socket.getsockopt(zmq.LAST_ENDPOINT).decode()],
+                                    UrlKind.MAIN_LOOP, ["ocd."], lambda event: None)
+        publisher.connectionLost(Failure(ConnectionLost()))  # the reactor runs: a fault
+        assert len(warnings) == 1
+        for fire, args, kw in reactor.triggers["before"]["shutdown"]:
+            fire(*args, **kw)
+        subscriber.connectionLost(Failure(ConnectionLost()))
+        assert len(warnings) == 1
+        assert subscriber not in reactor.readers
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        bus.close()

@@ -48,6 +48,7 @@ import time
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import zmq
+from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from txzmq import ZmqEndpoint, ZmqEndpointType, ZmqFactory, ZmqPubConnection, ZmqSubConnection
 
@@ -109,6 +110,10 @@ class Bus(ZmqFactory):
             self.reactor = reactor
         self.connections: set[Any] = set()
         self.context: zmq.Context | None = None
+        #: True once the reactor has begun to shut down (its "before" phase):
+        #: it then takes every descriptor back, and a socket's loss is expected.
+        self.reactor_stopping = False
+        self._stopping_trigger: Any = None
 
     def __repr__(self) -> str:
         return f"<Bus {'open' if self.is_open else 'closed'}, {len(self.connections)} sockets>"
@@ -120,6 +125,13 @@ class Bus(ZmqFactory):
     def open(self) -> None:
         if self.context is None:
             self.context = zmq.Context(self.ioThreads)
+            self.reactor_stopping = False
+            self._stopping_trigger = self.reactor.addSystemEventTrigger(
+                "before", "shutdown", self._note_reactor_stopping)
+
+    def _note_reactor_stopping(self) -> None:
+        self.reactor_stopping = True
+        self._stopping_trigger = None
 
     def close(self) -> None:
         """Close every socket made here (LINGER bounded), then the context."""
@@ -132,6 +144,9 @@ class Bus(ZmqFactory):
         if self.context is not None:
             self.context.term()
             self.context = None
+        if self._stopping_trigger is not None:
+            self.reactor.removeSystemEventTrigger(self._stopping_trigger)
+            self._stopping_trigger = None
         if self.trigger:
             try:
                 self.reactor.removeSystemEventTrigger(self.trigger)
@@ -222,9 +237,16 @@ class _OcdConnection:
     close = shutdown
 
     def connectionLost(self, reason: Any) -> None:
-        if self.socket is not None:
+        """The reactor took the descriptor back: at its shutdown (``disconnectAll``,
+        for a program stopped before it closed its bus, e.g. ``ocd db_replay`` on
+        Ctrl+C) that is expected and said at debug level; otherwise it is a fault."""
+        if self.socket is None:
+            return
+        if self.factory.reactor_stopping and reason.check(ConnectionLost):
+            log.debug("{what!r} left the reactor at its shutdown", what=self)
+        else:
             log.warn("{what!r} lost its descriptor: {reason}", what=self, reason=reason)
-            self.factory.reactor.removeReader(self)
+        self.factory.reactor.removeReader(self)
 
 
 class EventPublisher(_OcdConnection, ZmqPubConnection):
