@@ -346,11 +346,23 @@ def subcommand_parser(path: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command_module", None):
-        parser.print_help()
-        return EXIT_USAGE
+    name = "ocd"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command_module", None):
+            parser.print_help()
+            return EXIT_USAGE
+        name = f"ocd {args.command}"
+        return _run_command(parser, args)
+    except KeyboardInterrupt:
+        # Also while the modules are still being imported (the first half
+        # second of every command): one line, never a traceback.
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         config = Config.load(getattr(args, "config", None), overrides_from_args(parser, args),
                              required=args.command in CONFIG_REQUIRED)
@@ -366,9 +378,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"ocd {args.command}: interrupted", file=sys.stderr)
-        return EXIT_FAILED
     except OSError as exc:
         # A file or folder a person named that cannot be used: say which, no traceback.
         where = f" {exc.filename}" if exc.filename else ""

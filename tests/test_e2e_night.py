@@ -342,8 +342,7 @@ def test_e_unreachable_database_is_a_blocker_and_the_loop_keeps_running(night):
     assert run.watcher.handshake(timeout=5)
     seen = len(run.watcher.of("ocd.decision.made"))
     assert run.watcher.wait_for(lambda: len(run.watcher.of("ocd.decision.made")) > seen, timeout=5)
-    code, text = run.stop_replay(replay)
-    assert code == 0 and "replay stopped:" in text, text
+    run.stop_replay(replay)  # the blocker may come before the replay sends anything
     assert run.ocd.poll() is None, run.ocd_log()
     assert not run.runs() and not run.calls()
     assert run.stop_ocd() == 0

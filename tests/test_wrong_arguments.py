@@ -114,3 +114,21 @@ def test_ctrl_c_in_sample_night_is_one_line_and_exit_1(tmp_path, ocd_command, ch
     out, err = child.communicate(timeout=30)
     assert child.returncode == 1, err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_the_command_is_still_being_imported_is_one_line(monkeypatch, capsys):
+    """Ctrl+C in the first half second of ``ocd db_replay`` (while its modules were
+    being imported) ended in a KeyboardInterrupt traceback; now it is one line, exit 1."""
+    import importlib
+
+    real = importlib.import_module
+
+    def interrupted(name, *args):
+        if name == "ocd.commands.db_replay":
+            raise KeyboardInterrupt
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert main(["db_replay", "night.db"]) == 1
+    err = capsys.readouterr().err
+    assert err == "ocd db_replay: interrupted\n"
