@@ -27,17 +27,18 @@ install: $(INSTALLED)
 demo: install
 	$(BIN)/ocd simulate_night
 
-# The suite runs in two pytest-xdist workers per core: many tests wait on
-# child processes or a replayed night, and the second worker uses the core
-# meanwhile (measured on 2 cores, files on disk: 2 workers 110-120 s,
-# 3 workers 86-99 s, 4 workers 80-88 s; 4 workers on tmpfs, below: 66-76 s).
-# TEST_JOBS=0 runs it in this process.
+# The suite runs in two pytest-xdist workers per core, and one more: many
+# tests wait on child processes or a replayed night, and the other workers
+# use the cores meanwhile (measured on 2 cores, files on disk: 2 workers
+# 110-120 s, 3 workers 86-99 s, 4 workers 80-88 s; on tmpfs, below, run
+# alternately at one moment: 4 workers 57.5, 59.0, 52.0 s, 5 workers 54.1,
+# 51.3, 48.6 s). TEST_JOBS=0 runs it in this process.
 # One OpenBLAS thread per process: numpy's thread pool costs CPU at every start
 # of the ~300 child processes and the suite has nothing for it to compute.
 # Bytecode is written (PYTHONDONTWRITEBYTECODE is cleared, where a machine sets
 # it): each of those processes otherwise compiles every module of this tree
 # again, and each worker rewrites every test module's asserts again.
-TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
+TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 + 1 )))
 # The tests' files (TMPDIR: pytest's tmp_path, the run's cache, the state and
 # night-log databases of every child ocd) go to RAM when /dev/shm is a
 # writable tmpfs with 2 GB free (a run writes about 100 MB; pytest keeps its

@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
 
-from conftest import child_environment, mariadb_database
+from conftest import child_environment, free_port, mariadb_database
 from night_harness import SPEEDUP, NightRun, Seen, plan_night
 
 # A hang guard above the suite's 120 s: the first test generates the night
@@ -322,9 +321,9 @@ def test_e_observation_numbers_on_mariadb_are_consecutive(armed_night):
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on: from this worker's share (``ocd.sim.ports``), not
+    from ``bind(0)``'s ephemeral range, where another worker's listener may sit."""
+    return free_port()
 
 
 @pytest.mark.mysql

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 import pytest_twisted
 
 from ocd.config import Config
 from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
-from conftest import MARIADB, mariadb_database, stopped
+from conftest import MARIADB, free_port, mariadb_database, stopped
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on: from this worker's share (``ocd.sim.ports``). One from
+    ``bind(0)`` lies in the ephemeral range, where another worker's status page
+    (``tcp:0``) may listen by the time the pool connects."""
+    return free_port()
 
 
 def _mysql_config(database: str, port: int = 3306, **extra: str) -> Config:
