@@ -285,15 +285,18 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(armed_night):
     assert armed_night.hand_code == 0, armed_night.hand_text
     everything = run.runs(own_only=False)
     hand_events = [e for e in everything if e["obs_number"] == FIRST_MYSQL_OBSNUM]
-    assert [e["exec_status"] for e in hand_events] == [0, 1] and hand_events[1]["error"] is False
+    assert [e["exec_status"] for e in hand_events] == [0, 1] and hand_events[1]["error"] is False, \
+        [e.payload for e in everything]
     assert hand_events[0]["shotid"] == HAND_SHOT
     hand_start, hand_finish = hand_events
     own = run.runs()
     assert not [e for e in own if hand_start.at <= e.at <= hand_finish.at], \
         "OCD started a shot while the hand shot ran"
-    during = [d for d in run.watcher.of("ocd.decision.made")
-              if hand_start.at + 0.2 < d.at < hand_finish.at]
-    assert during and all("shot_running" in d["blockers"] for d in during)
+    decisions = run.watcher.of("ocd.decision.made")
+    during = [d for d in decisions if hand_start.at + 0.2 < d.at < hand_finish.at]
+    assert during and all("shot_running" in d["blockers"] for d in during), (
+        f"hand shot from {hand_start.at:.2f} to {hand_finish.at:.2f}; decisions (arrival, "
+        f"blockers): {[(round(d.at, 2), d['blockers']) for d in decisions][:80]}")
     # Its commands ran before OCD's, its exposures numbered with its own number.
     hand_calls, _own_calls = hand_shot_calls(run)
     dithers = [c for c in hand_calls if c["program"] == "hetdex-dither.py"]
@@ -304,7 +307,8 @@ def test_c_a_shot_by_hand_holds_the_main_loop_and_counts_down(armed_night):
     assert armed_night.hand_remaining == 0
     # OCD's own numbers continue after the hand shot's.
     assert [e["obs_number"] for e in own if e["exec_status"] == 0] == \
-        list(range(FIRST_MYSQL_OBSNUM + 1, FIRST_MYSQL_OBSNUM + 1 + len(own) // 2))
+        list(range(FIRST_MYSQL_OBSNUM + 1, FIRST_MYSQL_OBSNUM + 1 + len(own) // 2)), \
+        [e.payload for e in own]
 
 
 @armed_night_test
