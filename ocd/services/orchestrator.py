@@ -23,7 +23,6 @@ child timeouts run on the reactor's clock, so tests drive both.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -39,11 +38,11 @@ from ocd.services.obsnum import ObsnumPool, ObsnumUnavailable
 from ocd.protocols.process import ProcessRunner
 from ocd.services.programs import Program, missing_detail, resolve_programs, standin_detail
 from ocd.services.shot_runner import ShotOutcome, ShotRequest, ShotRunner
-from ocd.core.scheduler import Scheduler
 from ocd.services.main_loop import MainLoop
 from ocd.core.shot_tracker import ShotTracker
-from ocd.core.shots import Shot, ShotListError, parse_shot_file
+from ocd.core.shots import Shot
 from ocd.services.crash_recovery import CrashRecovery
+from ocd.services.shot_list import ShotList
 from ocd.services.shot_store import ShotStore, StateDbError
 from ocd.core.site import HET_ELEVATION, HET_LATITUDE
 from ocd.core.state import TelescopeState, fold, reset_windows
@@ -76,7 +75,8 @@ class Orchestrator(MainLoop):
         self.settings = DecisionSettings.from_config(config)
         #: Shadow mode ([run] shadow): decide as if allowed, never reserve nor start.
         self.shadow = config.get_bool("run", "shadow")
-        self.scheduler = Scheduler([], self.settings)
+        #: The shot list in force and its counts (ocd.services.shot_list).
+        self.shot_list = ShotList(self.settings, self.counters)
         self.alerts = AlertTracker()
         #: The configured programs as last found on PATH (ocd.services.programs).
         self.programs: list[Program] = []
@@ -103,10 +103,6 @@ class Orchestrator(MainLoop):
         self._reserving: defer.Deferred | None = None
         self._shot_done_d: defer.Deferred | None = None
         self._stopping = False
-        self._shot_file_signature: Any = None
-        #: Has a valid shot list been read since start? (A later missing or
-        #: rejected file then changes nothing: shots.md section 1.)
-        self._have_good_list = False
         #: Ends what is left of a shot that was running when OCD died; while
         #: any of it lives, ``allow_hetdex start`` is refused (None: no crash).
         self.crash_recovery: CrashRecovery | None = None
@@ -128,6 +124,7 @@ class Orchestrator(MainLoop):
                     "crashed shot can be found (expected only on a first start)",
                     path=str(state_db.absolute()))
             self.store = ShotStore(state_db)  # StateDbError: ocd run exits 2
+            self.shot_list.store = self.store
             self._recover_crashed_shot()
         self.runner = ShotRunner(self.config, self.publish, self.processes, self.reactor,
                                  self.store)
@@ -220,80 +217,50 @@ class Orchestrator(MainLoop):
         return self.crash_recovery.refusal() if self.crash_recovery is not None else None
 
     # -- the shot list ------------------------------------------------------
+    @property
+    def scheduler(self) -> Any:
+        """The :class:`~ocd.core.scheduler.Scheduler` of the shot list in force."""
+        return self.shot_list.scheduler
+
     def reload_shots(self, force: bool = False) -> None:
         """Read the shot file when it changed (shots.md section 1).
 
-        A file that is missing or rejected changes nothing that was known:
-        OCD keeps deciding on the last good list (none at start: no shots),
-        logs the error once (per change of the file) and alerts; no count
-        changes because of it.
+        A file that is missing or rejected changes nothing that was known
+        (:class:`ocd.services.shot_list.ShotList`); it is logged once per
+        change of the file, and alerted.
         """
         path = self.config.get_path("shots", "shot_file")
-        try:
-            stat = os.stat(path) if path is not None else None
-            signature = None if stat is None else (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            signature = "missing"
-        if not force and signature == self._shot_file_signature:
+        if not self.shot_list.file_changed(path) and not force:
             return
-        self._shot_file_signature = signature
-        problem = None
-        shots: list[Shot] = []
-        if signature == "missing" or path is None:
-            self.counters.increment("shot_file.missing")
-            problem = f"shot file {path} does not exist"
+        problem = self.shot_list.read(path, self.settings)
+        if problem is None:
+            shots = self.shot_list.scheduler.shots
+            self.log.info("{n} shot(s) in the list, {left} with observations left",
+                          n=len(shots), left=sum(1 for s in shots if s.n_obs > 0))
+            return
+        if self.shot_list.have_good_list:
+            kept = self.shot_list.scheduler.shots
+            message = (f"{problem}; OCD keeps deciding on the last good list ({len(kept)} "
+                       "shot(s), counts unchanged) and reads the file again when it changes")
         else:
-            try:
-                shots = parse_shot_file(path)
-            except ShotListError as exc:
-                self.counters.increment("shot_file.rejected")
-                problem = f"shot file rejected: {exc}"
-        if problem is None and self.store is not None:
-            try:
-                shots = self.store.sync(shots)
-            except StateDbError as exc:
-                self.counters.increment("state_db.errors")
-                problem = f"shot file {path} read, but the remaining counts cannot be kept: {exc}"
-        if problem is not None:
-            if self._have_good_list:
-                kept = self.scheduler.shots
-                message = (f"{problem}; OCD keeps deciding on the last good list ({len(kept)} "
-                           "shot(s), counts unchanged) and reads the file again when it changes")
-            else:
-                message = f"{problem}: no shots until it is fixed"
-            self.log.error("{message}", message=message)
-            self.alert(f"OCD: {message}", kind="shot_file")
-            return
-        self._have_good_list = True
-        self.scheduler = Scheduler(shots, self.settings)
-        self.log.info("{n} shot(s) in the list, {left} with observations left",
-                      n=len(shots), left=sum(1 for s in shots if s.n_obs > 0))
+            message = f"{problem}: no shots until it is fixed"
+        self.log.error("{message}", message=message)
+        self.alert(f"OCD: {message}", kind="shot_file")
 
     def _count_down(self, shotid: str, obs_number: Any) -> None:
         """A shot finished without error: one observation fewer.
 
-        A count that cannot be written (disk full, read-only or corrupt state
-        database) makes the shot a failed one: OCD disarms and alerts, naming
-        the file and the error. The count still goes down in memory, so the
-        same shot is not picked again for it (shots.md section 1).
+        A count that cannot be written makes the shot a failed one: OCD
+        disarms and alerts, naming the file and the error (the count still
+        goes down in memory; shots.md section 1).
         """
-        known = {s.shotid: s.n_obs for s in self.scheduler.shots}
-        in_memory = max(known.get(shotid, 0) - 1, 0)
-        if self.store is not None:
-            try:
-                left = self.store.count_down(shotid)
-            except StateDbError as exc:
-                self.counters.increment("state_db.errors")
-                if shotid in known:
-                    self.scheduler = self.scheduler.with_remaining({shotid: in_memory})
-                self._shot_failed(shotid, obs_number,
-                                  f"the shot ended without error but its remaining count could "
-                                  f"not be written: {exc}")
-                return
-        else:
-            left = in_memory
-        if shotid in known:
-            self.scheduler = self.scheduler.with_remaining({shotid: left})
+        try:
+            self.shot_list.count_down(shotid)
+        except StateDbError as exc:
+            self._shot_failed(shotid, obs_number,
+                              f"the shot ended without error but its remaining count could "
+                              f"not be written: {exc}")
+            return
         self.counters.increment("shots.succeeded")
 
     # -- hooks of the main loop --------------------------------------------
