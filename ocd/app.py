@@ -36,7 +36,6 @@ from ocd.services.nightlog import NightLog
 from ocd.services.obsnum import ObsnumPool
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.sky_cache import SkyService
-from ocd.services.status import status_service
 
 
 def use_monotonic_clock(reactor: Any, monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -108,7 +107,11 @@ def makeService(config: Config, reactor: IReactorCore, daemon: bool = False,
     timer.setName("timer")
     timer.clock = reactor
     timer.setServiceParent(root)
-    status = status_service(config, main_loop, reactor)
-    if status is not None:
-        status.setServiceParent(root)
+    if config.get_str("status", "endpoint").strip():
+        # twisted.web and prometheus_client only when the page is served.
+        from ocd.services.status import status_service
+
+        status = status_service(config, main_loop, reactor)
+        if status is not None:
+            status.setServiceParent(root)
     return root

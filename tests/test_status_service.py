@@ -392,3 +392,42 @@ def test_a_source_that_raises_answers_500_naming_the_page(path):
     assert request.responseCode == 500
     assert body == f"OCD could not build /{path.decode()}; see its log\n".encode()
     assert request.responseHeaders.getRawHeaders(b"cache-control") == [b"no-store"]
+
+
+@pytest.mark.integration
+def test_an_ocd_without_a_status_page_never_imports_the_web_server(tmp_path, free_url,
+                                                                   child_env):
+    """``[status] endpoint`` empty: the tree has no status service, and neither
+    twisted.web nor prometheus_client is imported (0.1 s of every start)."""
+    import subprocess
+
+    from bus_helpers import make_config, write_whole_config
+    from conftest import REPO
+
+    cfg = write_whole_config(make_config(free_url, status__endpoint=""), tmp_path / "site.cfg")
+    code = (
+        "import sys\n"
+        "from twisted.internet import reactor\n"
+        "from ocd.app import makeService\n"
+        "from ocd.config import Config\n"
+        f"tree = makeService(Config.load({cfg!r}), reactor)\n"
+        "print([s.name for s in tree], sorted({'twisted.web', 'prometheus_client'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=child_env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    names, imported = done.stdout.strip().rsplit("] [", 1)
+    assert "'status'" not in names and "'main_loop'" in names, done.stdout
+    assert imported == "]", done.stdout
+
+
+def test_a_simulated_night_never_serves_on_the_production_status_port(tmp_path, monkeypatch):
+    """A simulated night (``ocd simulate_night``, the tests' replayed nights) served
+    its page on the default tcp:8642: next to a real OCD it failed to listen, or
+    took the port first. It listens on a port of the system's choosing."""
+    from ocd.sim.simulate import prepare
+
+    monkeypatch.setenv("OCD_STANDIN_SPEEDUP", "1")
+    monkeypatch.setenv("OCD_STANDIN_LOG", "")
+    plan = prepare(tmp_path / "night", shots=2, hours=0.1, bad_weather_minutes=0)
+    assert plan.config.get_str("status", "endpoint") == "tcp:0:interface=127.0.0.1"

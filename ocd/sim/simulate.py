@@ -142,6 +142,9 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
         ("urls", "ocd_allow_hetdex", free_url()),
         ("urls", "ocd_config", free_url()),
         ("urls", "ocd_run_shot", f"{free_url()} {free_url()}"),
+        # Its status page on a port of the system's choosing: never the
+        # production one (8642), which a real OCD on this machine serves.
+        ("status", "endpoint", "tcp:0:interface=127.0.0.1"),
         ("database", "backend", "sqlite"),
         ("database", "sqlite_file", str(workdir / "obsnum.sqlite")),
         ("database", "first_obsnum", "1"),
