@@ -183,6 +183,7 @@ class Orchestrator(MainLoop):
         if self.store is not None:
             self.store.close()
             self.store = None
+            self.shot_list.store = None
         yield super().stopService()
 
     def _recover_crashed_shot(self) -> None:
