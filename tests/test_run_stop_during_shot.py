@@ -47,6 +47,7 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
     shots_sub = ctx.socket(zmq.SUB)
     shots_sub.setsockopt(zmq.LINGER, 0)
     shots_sub.setsockopt(zmq.SUBSCRIBE, b"ocd.run_shot.run")
+    monitor = shots_sub.get_monitor_socket()  # what the SUB saw, said on failure
     for url in config.get_urls("urls", "ocd_run_shot"):
         shots_sub.connect(url)
 
@@ -74,7 +75,8 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
                 runs.append(json.loads(shots_sub.recv_multipart()[1]))
                 started = runs[-1]["exec_status"] == 0
         if not started:
-            _fail_with_log(child, f"OCD did not start the shot; its run-shot events: {runs}")
+            _fail_with_log(child, f"OCD did not start the shot; its run-shot events: {runs}; "
+                                  f"the SUB's connections: {_monitor_events(monitor)}")
         # wait until the first exposure is running
         log = tmp_path / "standins.jsonl"
         deadline = time.monotonic() + 90
@@ -103,7 +105,19 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
     finally:
         reap(child)
         tcs.close()
+        shots_sub.disable_monitor()
+        monitor.close()
         shots_sub.close()
+
+
+def _monitor_events(monitor: zmq.Socket) -> list[tuple[str, str]]:
+    from zmq.utils.monitor import recv_monitor_message
+
+    seen = []
+    while monitor.poll(0):
+        event = recv_monitor_message(monitor)
+        seen.append((zmq.Event(event["event"]).name, event["endpoint"].decode()))
+    return seen
 
 
 def _fail_with_log(child: subprocess.Popen, why: str) -> None:
@@ -114,7 +128,9 @@ def _fail_with_log(child: subprocess.Popen, why: str) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         _out, err = child.communicate()
-    pytest.fail(f"{why}\nocd run's stderr:\n{err[-6000:]}")
+    if len(err) > 9000:
+        err = f"{err[:3000]}\n[...]\n{err[-6000:]}"
+    pytest.fail(f"{why}\nocd run's stderr:\n{err}")
 
 
 def _no_traceback(stderr: str) -> None:
