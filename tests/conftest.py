@@ -260,7 +260,8 @@ def simulated_night(tmp_path_factory):
     """The in-process simulated night of test_plan and test_simulate, run once (about 10 s).
 
     The first 4 hours of the clear sample night (seed 0, heartbeat and
-    pointing once a minute, ``night_harness.RATES``, not at the TCS's 1 Hz:
+    pointing once a minute and metrology every 30 to 60 s, ``night_harness.RATES``,
+    not at the TCS's rates:
     the night the e2e tests replay, from the run's cache; at 1 Hz it was 29.5
     thousand events and 8.5 s of this process's CPU), narrated, with a list of two shots whose passes cross the HET's
     elevation 90 minutes apart, so that the night and its plan must agree

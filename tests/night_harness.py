@@ -50,8 +50,11 @@ HANG = 120.0  # seconds; only a hang waits this long
 #: 1 Hz, nine events in ten of a night, and OCD answers every heartbeat with
 #: its states): once a minute, like the weather. OCD's decisions hang on
 #: neither: a heartbeat silence is ``tcs_timeout`` (30 s) of the machine's
-#: clock, 0.03 s of it at 2000; pointing is no condition of a shot.
-RATES = {"heartbeat_hz": 1 / 60, "pointing_hz": 1 / 60}
+#: clock, 0.03 s of it at 2000; pointing is no condition of a shot. Each
+#: guider's metrology comes every 30 to 60 s instead of 5 to 10 s (two in
+#: three events of a sparse night): OCD averages it over ``fwhm_window``
+#: (300 s), which still holds five to ten readings of each guider.
+RATES = {"heartbeat_hz": 1 / 60, "pointing_hz": 1 / 60, "metrology_interval": (30.0, 60.0)}
 WATCHED = ("ocd.run_shot.", "ocd.decision.made", "ocd.states.change",
            "ocd.states.hetdex_allowed_changed", "ocd.heartbeat.reply")
 

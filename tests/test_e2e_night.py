@@ -9,9 +9,10 @@ observation numbers come from SQLite or the real MariaDB. The harness
 One generated night (the first 4 hours of a clear sample night, cached in
 the run's cache folder) is replayed at speed-up 2000 on an idle machine,
 so a whole replay takes about 7 s. Its heartbeat and pointing come once a
-minute (:data:`night_harness.RATES`), not every second as from the TCS: about 4 thousand
+minute and each guider's metrology every 30 to 60 s (:data:`night_harness.RATES`),
+not every second and every 5 to 10 s as from the TCS: about 1.4 thousand
 events instead of 29 thousand, and the same shots (OCD decides on neither
-rate). The Sun is down (-12 deg) about 1.6 s into the replay; from then on
+rate, and averages the metrology over 5 minutes). The Sun is down (-12 deg) about 1.6 s into the replay; from then on
 OCD runs shot after shot of the sample list (seed 0), each taking about
 2.5 s of wall time (mostly starting 14 stand-in processes), so three or so
 in the slice. A shot's wall time does not scale with the replay: under

@@ -6,7 +6,8 @@ of the clear sample night of seed 38 with a 3-shot list of seed 38 (planned
 43 and 42 minutes apart), replayed at a speed-up of 300 where something
 happens and ten times faster elsewhere (about 23 s instead of 42 s; see
 below). Its heartbeat and pointing come once a
-minute (``night_harness.RATES``; OCD decides on neither rate): 3.4
+minute and each guider's metrology every 30 to 60 s (``night_harness.RATES``;
+OCD decides on neither rate, and averages the metrology over 5 minutes): 1.3
 thousand events instead of 25 thousand. A decision whose only blocker is our own
 running shot is left out (the shot's start and end lines say it; whether it
 comes before or after the start line is a race). The night log's decisions and shots, on the night's clock,

@@ -90,13 +90,15 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
             speedup: float = 360.0, hours: float | None = None,
             extra: Sequence[tuple[str, str, str]] = (),
             bad_weather_minutes: float | None = None,
-            heartbeat_hz: float | None = None, pointing_hz: float | None = None) -> NightPlan:
+            heartbeat_hz: float | None = None, pointing_hz: float | None = None,
+            metrology_interval: tuple[float, float] | None = None) -> NightPlan:
     """Generate (or reuse) the night; write shot list, shuffle files, config.
 
     The observation-number table and the shot state database start empty
     on every run so that the night is reproducible. ``bad_weather_minutes``
     is the generator's (None: drawn from the seed, 0: a clear night), and
-    so are ``heartbeat_hz`` and ``pointing_hz`` (None: the TCS's 1 Hz).
+    so are ``heartbeat_hz`` and ``pointing_hz`` (None: the TCS's 1 Hz) and
+    ``metrology_interval`` (None: a guider reading every 5 to 10 s).
     Most of a night's events are those two streams, and OCD decides on
     neither rate (heartbeat silence is measured in seconds of the machine's
     clock, pointing is not a condition), so a test night can make them
@@ -120,6 +122,8 @@ def prepare(workdir: Path, *, seed: int = 0, date: str | None = None, shots: int
         rates.append(("topics", "heartbeat_interval", f"{1.0 / heartbeat_hz:g}"))
     if pointing_hz is not None:
         params["pointing_hz"] = pointing_hz
+    if metrology_interval is not None:
+        params["metrology_interval"] = metrology_interval
     night_db = cached_night(**params)
     dusk, dawn = night_span(date, horizon_deg=-12.0)
     sunset, sunrise = night_span(date)
