@@ -63,7 +63,13 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
         # each step starts processes, seconds under load) only guard a hang.
         deadline = time.monotonic() + 90
         started = False
+        log = tmp_path / "standins.jsonl"
+        ran_at = None  # when the shot's first program was seen running: START was sent
         while time.monotonic() < deadline and not started:
+            if ran_at is None and log.exists() and log.stat().st_size:
+                ran_at = time.monotonic()
+            if ran_at is not None and time.monotonic() - ran_at > 5:
+                break  # fail now, not after the 90 s meant for a hang
             t = NIGHT
             tcs.send_multipart(tcs_frames("tcs.receiver.heartbeat", t))
             tcs.send_multipart(tcs_frames("legacy.weather.status", t, humidity=20, wind_speed=2,
@@ -75,10 +81,11 @@ def _signals_during_a_shot(tmp_path, free_url, ocd_command, child_env, signals, 
                 runs.append(json.loads(shots_sub.recv_multipart()[1]))
                 started = runs[-1]["exec_status"] == 0
         if not started:
-            _fail_with_log(child, f"OCD did not start the shot; its run-shot events: {runs}; "
+            what = ("OCD ran the shot's programs, but its START never reached the test's SUB"
+                    if ran_at is not None else "OCD did not start the shot")
+            _fail_with_log(child, f"{what}; run-shot events received: {runs}; "
                                   f"the SUB's connections: {_monitor_events(monitor)}")
         # wait until the first exposure is running
-        log = tmp_path / "standins.jsonl"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if log.exists() and "dither" in log.read_text():
