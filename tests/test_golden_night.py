@@ -152,17 +152,27 @@ def within_tolerance(golden: list[str], actual: list[str]) -> list[str]:
     return shown
 
 
-def first_heartbeat(night_db: Path, path: Path) -> tuple[Path, float]:
-    """A replay database of the night's first heartbeat alone, and its time."""
+def copy_night(night_db: Path, path: Path, where: str = "1", params: tuple = ()) -> None:
+    """A replay database at ``path`` of the night's events ``where`` says (SQL on
+    ``night.events``), with the night's tables and indexes (the replay's query
+    needs the index of ``event_data``)."""
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as conn:
         conn.execute("ATTACH DATABASE ? AS night", (str(night_db),))
-        (first,) = conn.execute("SELECT min(event_id) FROM night.events WHERE topic = ?",
-                                ("tcs.receiver.heartbeat",)).fetchone()
-        conn.execute("CREATE TABLE events AS SELECT * FROM night.events WHERE event_id = ?",
-                     (first,))
-        conn.execute("CREATE TABLE event_data AS SELECT * FROM night.event_data "
-                     "WHERE event_id = ?", (first,))
+        for (sql,) in conn.execute("SELECT sql FROM night.sqlite_master WHERE sql IS NOT NULL "
+                                   "ORDER BY type DESC").fetchall():
+            conn.execute(sql)
+        conn.execute(f"INSERT INTO events SELECT * FROM night.events WHERE {where}", params)
+        conn.execute("INSERT INTO event_data SELECT * FROM night.event_data "
+                     "WHERE event_id IN (SELECT event_id FROM events)")
+    conn.close()
+
+
+def first_heartbeat(night_db: Path, path: Path) -> tuple[Path, float]:
+    """A replay database of the night's first heartbeat alone, and its time."""
+    copy_night(night_db, path, "event_id = (SELECT min(event_id) FROM night.events "
+               "WHERE topic = ?)", ("tcs.receiver.heartbeat",))
+    with sqlite3.connect(path) as conn:
         (t,) = conn.execute("SELECT value FROM event_data WHERE key = '__data_time'").fetchone()
     conn.close()
     return path, float(t)
@@ -221,14 +231,8 @@ def paced_night(plan: Any, path: Path) -> Path:
     from ocd.core.events import parse_time
 
     slow = slow_stretches(plan)
-    path.unlink(missing_ok=True)
+    copy_night(plan.night_db, path)
     with sqlite3.connect(path) as conn:
-        conn.execute("ATTACH DATABASE ? AS night", (str(plan.night_db),))
-        for (sql,) in conn.execute("SELECT sql FROM night.sqlite_master WHERE sql IS NOT NULL "
-                                   "ORDER BY type DESC").fetchall():
-            conn.execute(sql)  # the night's tables and indexes: the replay's query needs them
-        conn.execute("INSERT INTO events SELECT * FROM night.events")
-        conn.execute("INSERT INTO event_data SELECT * FROM night.event_data")
         rows = conn.execute("SELECT event_id, value FROM event_data "
                             "WHERE key = '__wire_time'").fetchall()
         times = {event: parse_time(value) for event, value in rows}

@@ -37,13 +37,17 @@ def ephemeral_low() -> int:
         return 32768
 
 
+def default_range() -> tuple[int, int]:
+    """SPAN ports right below the ephemeral range (HIGH excluded)."""
+    high = ephemeral_low()
+    return max(1024, high - SPAN), high
+
+
 def port_range() -> tuple[int, int]:
-    """Where ports are drawn: ``OCD_PORT_RANGE`` when set, else SPAN ports below the
-    ephemeral range."""
+    """Where ports are drawn: ``OCD_PORT_RANGE`` when set, else :func:`default_range`."""
     text = os.environ.get(RANGE_VARIABLE, "").strip()
     if not text:
-        high = ephemeral_low()
-        return max(1024, high - SPAN), high
+        return default_range()
     try:
         low, high = (int(part) for part in text.split("-"))
     except ValueError:
@@ -56,8 +60,7 @@ def port_range() -> tuple[int, int]:
 def share(index: int, count: int) -> str:
     """The ``OCD_PORT_RANGE`` of drawer ``index`` of ``count`` drawing at once: the
     default range cut into ``count`` parts that do not overlap."""
-    high = ephemeral_low()
-    low = max(1024, high - SPAN)
+    low, high = default_range()
     width = (high - low) // count
     return f"{low + index * width}-{low + (index + 1) * width}"
 
