@@ -230,6 +230,13 @@ def reap(child) -> None:
         if stream is not None:
             stream.close()
 
+def closed_port() -> int:
+    """A port nothing listens on, for a server that is down: from this worker's
+    share (``ocd.sim.ports``). One from ``bind(0)`` lies in the ephemeral range,
+    where another worker's listener on ``tcp:0`` may sit by the time it is used."""
+    return free_port()
+
+
 @pytest.fixture
 def free_url():
     """A factory of fresh ``tcp://127.0.0.1:PORT`` URLs."""

@@ -217,11 +217,9 @@ class NightRun:
         """Wall time of the whole replay, plus the hang guard."""
         return HOURS * 3600 / self.speedup + HANG
 
-    def replay(self, wait: bool = True, db: Path | None = None,
-               speedup: float | None = None) -> subprocess.Popen:
-        """``ocd db_replay`` of the night (or of ``db``), at ``self.speedup`` unless given."""
-        child = self.spawn("db_replay", "--config", str(self.cfg),
-                           "--speedup", f"{speedup or self.speedup:g}",
+    def replay(self, wait: bool = True, db: Path | None = None) -> subprocess.Popen:
+        """``ocd db_replay`` of the night (or of ``db``)."""
+        child = self.spawn("db_replay", "--config", str(self.cfg), "--speedup", f"{self.speedup:g}",
                            "-t", "60", str(db or self.plan.night_db))
         if wait:
             code, text = self.finish(child, timeout=self.replay_seconds())

@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import child_environment, free_port, mariadb_database
+from conftest import child_environment, closed_port, mariadb_database
 from night_harness import SPEEDUP, NightRun, Seen, plan_night
 
 # A hang guard above the suite's 120 s: the first test generates the night
@@ -326,12 +326,6 @@ def test_e_observation_numbers_on_mariadb_are_consecutive(armed_night):
     assert numbers == list(range(FIRST_MYSQL_OBSNUM + 1, FIRST_MYSQL_OBSNUM + 1 + len(starts)))
     assert armed_night.mysql_rows == [(FIRST_MYSQL_OBSNUM, HAND_SHOT)] + [
         (n, s["shotid"]) for n, s in zip(numbers, starts)]
-
-
-def closed_port() -> int:
-    """A port nothing listens on: from this worker's share (``ocd.sim.ports``), not
-    from ``bind(0)``'s ephemeral range, where another worker's listener may sit."""
-    return free_port()
 
 
 @pytest.mark.mysql

@@ -9,14 +9,7 @@ import pytest_twisted
 
 from ocd.config import Config
 from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
-from conftest import MARIADB, free_port, mariadb_database, stopped
-
-
-def _free_port() -> int:
-    """A port nothing listens on: from this worker's share (``ocd.sim.ports``). One from
-    ``bind(0)`` lies in the ephemeral range, where another worker's status page
-    (``tcp:0``) may listen by the time the pool connects."""
-    return free_port()
+from conftest import MARIADB, closed_port, mariadb_database, stopped
 
 
 def _mysql_config(database: str, port: int = 3306, **extra: str) -> Config:
@@ -123,7 +116,7 @@ def test_mysql_record_taken_is_refused(mysql_db):
 @pytest.mark.mysql
 @pytest_twisted.inlineCallbacks
 def test_mysql_unreachable_gives_unavailable_not_a_crash():
-    pool = _started(_mysql_config("ocd", port=_free_port()))
+    pool = _started(_mysql_config("ocd", port=closed_port()))
     try:
         with pytest.raises(ObsnumUnavailable) as info:
             yield pool.reserve("DEX00001")
@@ -322,7 +315,7 @@ def test_mysql_access_denied_is_reported_as_such(mysql_db, obsnum_log):
 @pytest.mark.mysql
 @pytest_twisted.inlineCallbacks
 def test_mysql_down_is_tried_once_more_then_back_logged_once(mysql_db, obsnum_log):
-    pool = _started(_mysql_config(mysql_db, port=str(_free_port())))
+    pool = _started(_mysql_config(mysql_db, port=str(closed_port())))
     try:
         ok = yield pool.started_check
         assert ok is False and pool.attempts == 2  # a connection error: one retry
@@ -344,7 +337,7 @@ def test_pool_closed_during_a_retry_is_unavailable_not_an_attribute_error(tmp_pa
     """The retry after a connection error must see that the pool was closed."""
     from twisted.internet import defer
 
-    pool = _started(_mysql_config("ocd", port=str(_free_port())))
+    pool = _started(_mysql_config("ocd", port=str(closed_port())))
     yield pool.started_check
     d = pool.reserve("DEX00001")
     stopped(pool)  # joins the pool's thread: the refused connect is in
