@@ -43,6 +43,22 @@ def _copy_kept(source: Path, target: Path) -> None:
             shutil.copy2(path, target)
 
 
+def interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt again in this process and its children.
+
+    A shell starts a background job (``make test &``, a CI runner's script)
+    with SIGINT ignored, and an ignored signal stays ignored through ``exec``:
+    every child ``ocd`` then ignored the Ctrl+C a test sends it (Python
+    installs no KeyboardInterrupt handler, Twisted none of its own), and the
+    tests of Ctrl+C failed or waited out their timeouts. A handled signal is
+    reset to its default in a child, so the children get Python's own.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_configure(config):
     """One cache folder for the whole run, with astropy's IERS table already in it.
 
@@ -65,6 +81,7 @@ def pytest_configure(config):
     astropy, for this hour and these shots), so a test sees the numbers it
     would compute; the tests of the caches themselves use folders of their own.
     """
+    interruptible()
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         # Each worker draws its ports from its own share (ocd.sim.ports): two

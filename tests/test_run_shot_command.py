@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import reap
 from ocd.sim.standin import read_calls
 from run_shot_helpers import DITHER, SYSCMD, standins  # noqa: F401  (standins: a fixture)
 
@@ -145,10 +146,10 @@ def test_command_emit_without_main_loop_goes_on_and_is_stopped_by_sigint(
     env["OCD_DITHER_HANG_ON"] = "2"
     url = free_url()
     sub = _subscriber(url)
+    argv = [*ocd_command, "run_shot", "--config", str(site), "-e", "-t", "0.3",
+            "--ocd-run-shot", url, "-N", "0", *SHOT_ARGS]
+    child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        argv = [*ocd_command, "run_shot", "--config", str(site), "-e", "-t", "0.3",
-                "--ocd-run-shot", url, "-N", "0", *SHOT_ARGS]
-        child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
         # Until the hanging second exposure runs: 13 process starts after the
         # command's own, seconds under load; the deadline only guards a hang.
         deadline = time.monotonic() + 90
@@ -163,6 +164,7 @@ def test_command_emit_without_main_loop_goes_on_and_is_stopped_by_sigint(
         events = _received(sub)
     finally:
         sub.close()
+        reap(child)
     topics = [(t, e["exec_status"]) for t, e in events]
     assert topics[0] == ("ocd.run_shot.run", 0)
     assert topics[-1] == ("ocd.run_shot.run", 1)

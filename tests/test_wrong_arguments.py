@@ -11,9 +11,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import sys
 
 import pytest
 
+from conftest import REPO
 from ocd.cli import main
 
 
@@ -132,3 +134,21 @@ def test_ctrl_c_while_the_command_is_still_being_imported_is_one_line(monkeypatc
     assert main(["db_replay", "night.db"]) == 1
     err = capsys.readouterr().err
     assert err == "ocd db_replay: interrupted\n"
+
+
+@pytest.mark.integration
+def test_a_run_started_with_ctrl_c_ignored_still_interrupts_its_children(tmp_path):
+    """A shell starts a background job (``make test &``) with SIGINT ignored, and the
+    children inherit it: every Ctrl+C test then failed (sample_night finished with 0,
+    run_shot and db_replay went on). :func:`conftest.interruptible` restores it."""
+    probe = ("import signal, subprocess, sys\n"
+             "signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job starts\n"
+             f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+             "from conftest import interruptible\n"
+             "interruptible()\n"
+             "print(subprocess.run([sys.executable, '-c', 'import signal; "
+             "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)'],"
+             " capture_output=True, text=True).stdout.strip())\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.stdout.strip() == "True", out.stderr
