@@ -80,6 +80,10 @@ def pytest_configure(config):
     keeps for itself between starts, with the same checks (made by this
     astropy, for this hour and these shots), so a test sees the numbers it
     would compute; the tests of the caches themselves use folders of their own.
+    A table copied in is not loaded here: pytest-xdist's controller runs no
+    test, and loading it costs astropy's import (about 0.8 s of CPU). The
+    workers check its key as they load it; a table of another astropy (after
+    an upgrade) is then built by each of them, once.
     """
     interruptible()
     worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -99,7 +103,8 @@ def pytest_configure(config):
     if kept is not None and kept.is_dir():
         _copy_kept(kept, folder)
     os.environ["OCD_CACHE_DIR"] = str(folder)
-    install(folder)
+    if not any(folder.glob("iers-*.npz")):
+        install(folder)  # built once here, before the workers start
 
 
 def pytest_unconfigure(config):
@@ -121,7 +126,8 @@ def pytest_unconfigure(config):
 
 
 def pytest_sessionstart(session):
-    """Hand astropy the run's cached IERS table in each xdist worker, and keep
+    """Hand astropy the run's cached IERS table in each xdist worker (in this
+    process when the run has no workers: ``TEST_JOBS=0``), and keep
     the sky spans in the run's cache folder, as ``ocd run`` does at start:
     test modules compute skies at import (sample shot lists), and the workers
     share the spans they compute (one per hour of night the tests look at,
@@ -129,7 +135,8 @@ def pytest_sessionstart(session):
     next run. Tests of the sky itself compare with astropy directly, and the
     tests of the caches use folders of their own.
     """
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    controller = session.config.pluginmanager.hasplugin("dsession")  # pytest-xdist's
+    if os.environ.get("PYTEST_XDIST_WORKER") or not controller:
         from ocd.services.earth_orientation import install
         from ocd.services.sky_cache import keep_sky_spans
 
