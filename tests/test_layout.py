@@ -8,9 +8,15 @@ function, is still a cycle.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
+import pytest
+
 import ocd
+
+#: One worker parses the package once for both tests (:func:`modules`).
+pytestmark = pytest.mark.xdist_group("layout")
 
 ROOT = Path(ocd.__file__).parent
 
@@ -27,7 +33,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@functools.cache
 def modules() -> dict[str, ast.Module]:
+    """Every module of the package, parsed once (both tests walk them all)."""
     return {module_name(p): ast.parse(p.read_text(encoding="utf-8"), str(p))
             for p in sorted(ROOT.rglob("*.py"))}
 
