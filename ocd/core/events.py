@@ -164,7 +164,7 @@ def parse_frames(
     # a later ``json.dumps`` (the JSON log, an echo) near the stack limit.
     # Counting brackets is C speed; only a payload with many of them is scanned.
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH and \
-            _text_depth(body.decode("utf-8", "replace")) > MAX_DEPTH:
+            _text_depth(body) > MAX_DEPTH:
         raise MalformedEvent("too_deep", f"{topic}: payload nested deeper than {MAX_DEPTH} levels")
     # orjson decodes straight from the frame's bytes and checks UTF-8 while it
     # parses: about ten times faster than ``json.loads`` on a TCS payload,
@@ -189,24 +189,32 @@ def parse_frames(
 MAX_DEPTH = 32
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
+#: A JSON string (skipped whole: brackets in it are text) or one bracket.
+_STRING_OR_BRACKET = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
-def _text_depth(text: str) -> int:
+def _text_depth(text: bytes) -> int:
     """Deepest nesting of ``[`` and ``{`` in JSON text, brackets in strings ignored.
 
-    Stops as soon as it passes :data:`MAX_DEPTH`. Never recurses.
+    Read from the frame's bytes: in UTF-8 no byte of a character beyond ASCII
+    is a quote, a backslash or a bracket, so nothing needs decoding.
+
+    Reads the text only until it passes :data:`MAX_DEPTH`: a flood of deep
+    payloads costs each one its first few dozen brackets, not the whole
+    text (removing the strings and listing every bracket first took 9 ms for
+    a payload of 100 thousand brackets, 0.1 ms now: ``bench/deep_payload.py``).
+    Never recurses.
     """
     depth = deepest = 0
-    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
-        if bracket in "[{":
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token == b"[" or token == b"{":
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if deepest > MAX_DEPTH:
                     return deepest
-        else:
+        elif token == b"]" or token == b"}":
             depth -= 1
     return deepest
 

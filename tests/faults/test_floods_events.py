@@ -87,8 +87,13 @@ def test_deeply_nested_payload_is_malformed_not_a_traceback(loop, logged):
 def test_brackets_inside_strings_are_not_nesting(loop):
     feed(loop, frames("tcs.receiver.heartbeat", NIGHT, note="[{" * 500 + '\\"' + "[" * 50,
                       ok=[[1, {"a": [2]}]]))
+    # The depth is read from the frame's bytes: characters beyond ASCII around
+    # the brackets (in keys and values) are text like any other.
+    fields = {"n\u00e9[": "\u00fc[{" * 500 + "\u2603", "ok": ["\u00e9", {"\u00fc": ["[" * 40]}]}
+    payload = make_payload("tcs.receiver.heartbeat", fields, NIGHT, NIGHT)
+    feed(loop, [b"tcs.receiver.heartbeat", json.dumps(payload, ensure_ascii=False).encode()])
     assert loop.counters.total("malformed.") == 0
-    assert loop.counters.get("topic.tcs.receiver.heartbeat") == 1
+    assert loop.counters.get("topic.tcs.receiver.heartbeat") == 2
 
 
 def test_a_list_as_shotid_is_malformed_and_changes_nothing(loop, logged):
