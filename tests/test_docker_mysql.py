@@ -19,6 +19,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from conftest import NO_TLS
 from ocd import docker_mysql
 from ocd.config import Config
 from ocd.sim.fake_docker import FakeDockerEngine
@@ -28,7 +29,7 @@ MARIADB_PORT = 3306
 
 def mariadb(database: str | None = None) -> pymysql.connections.Connection:
     return pymysql.connect(host="127.0.0.1", port=MARIADB_PORT, user="root", password="",
-                           database=database, autocommit=True, connect_timeout=5)
+                           database=database, autocommit=True, connect_timeout=5, **NO_TLS)
 
 
 @pytest.fixture

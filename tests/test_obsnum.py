@@ -9,7 +9,7 @@ import pytest_twisted
 
 from ocd.config import Config
 from ocd.services.obsnum import ObsnumPool, ObsnumTaken, ObsnumUnavailable, mysql_create_table_sql
-from conftest import MARIADB, closed_port, mariadb_database, stopped
+from conftest import MARIADB, NO_TLS, closed_port, mariadb_database, stopped
 
 
 def _mysql_config(database: str, port: int = 3306, **extra: str) -> Config:
@@ -41,7 +41,7 @@ def mysql_db():
 def _rows(database: str) -> list[tuple[int, str]]:
     import pymysql
 
-    conn = pymysql.connect(**MARIADB, database=database)
+    conn = pymysql.connect(**MARIADB, **NO_TLS, database=database)
     with conn.cursor() as cur:
         cur.execute("SELECT obsnum, shotid FROM vl_obsnum ORDER BY obsnum")
         rows = [tuple(r) for r in cur.fetchall()]
