@@ -1,0 +1,73 @@
+"""How long ``make test`` takes here, and how fast this machine is while it runs.
+
+The suite's wall time follows its CPU (about CPU / 2 + 5 s on two cores),
+and the CPU a second buys changes with the machine: the same suite used
+81 s of CPU on one of our 2-core machines and 140 to 175 s on another, and
+within one afternoon a fixed Python loop took 0.75 s and 1.31 s. A figure
+of seconds alone cannot say whether a change made the suite cheaper, so
+this prints it with a baseline measured in the same run: a fixed loop of
+pure Python (the kind of work most of the suite's CPU is: imports, parsing,
+the main loop), timed right before and right after the suite. The ratio
+``suite CPU / loop seconds`` is the suite's cost in "loops", comparable
+from one machine (or one minute) to the next far better than seconds.
+
+    .venv/bin/python bench/suite.py [--jobs N] [-- pytest arguments]
+
+It runs ``make test`` (with ``PYTEST_ARGS=-q``), so the figures are the
+README's command's; the CPU is that of ``make`` and everything it waited
+for (``RUSAGE_CHILDREN``): pytest-xdist's controller and workers, and every
+``ocd`` and stand-in they started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOOP = 10_000_000
+
+
+def loop_seconds(rounds: int = 3) -> float:
+    """CPU seconds of a fixed pure-Python loop (best of ``rounds``)."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.process_time()
+        total = 0
+        for i in range(LOOP):
+            total += i
+        best = min(best, time.process_time() - began)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", help="TEST_JOBS for make test (default: the Makefile's)")
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    args = parser.parse_args(argv)
+    before = loop_seconds()
+    command = ["make", "-s", "test", "PYTEST_ARGS=" + " ".join(["-q", *args.pytest_args])]
+    if args.jobs:
+        command.append(f"TEST_JOBS={args.jobs}")
+    began = time.monotonic()
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.monotonic() - began
+    after = loop_seconds()
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
+    loop = (before + after) / 2
+    print(f"make test: {summary}")
+    print(f"wall {wall:.1f} s, CPU {cpu:.1f} s (user + system, all processes)")
+    print(f"baseline: {LOOP:,} additions took {before:.2f} s before and {after:.2f} s after")
+    print(f"ratio: suite CPU / loop = {cpu / loop:.0f} loops; wall / loop = {wall / loop:.0f}")
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
