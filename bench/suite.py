@@ -8,8 +8,12 @@ of seconds alone cannot say whether a change made the suite cheaper, so
 this prints it with a baseline measured in the same run: a fixed loop of
 pure Python (the kind of work most of the suite's CPU is: imports, parsing,
 the main loop), timed right before and right after the suite. The ratio
-``suite CPU / loop seconds`` is the suite's cost in "loops", comparable
-from one machine (or one minute) to the next far better than seconds.
+``suite CPU / loop seconds`` is the suite's cost in "loops", which compares
+two machines better than seconds do, but only as well as the machine held
+its speed during the run: the two loop figures show how far it did not (on
+our shared 2-core machines they differ by up to half, and three runs of one
+commit gave 236 to 315 loops). To compare two commits, run this in a work
+tree of each, alternately, and compare the means.
 
     .venv/bin/python bench/suite.py [--jobs N] [-- pytest arguments]
 
