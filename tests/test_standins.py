@@ -86,6 +86,18 @@ def test_hang_on_nth_call_ignoring_term(env):
     child.stderr.close()
 
 
+def test_a_hang_ends_by_itself_long_after_any_timeout(env):
+    """A hanging stand-in whose test run was killed outlived it; now it gives up."""
+    from ocd.sim.standin import HANG_GAVE_UP, HANG_LIMIT
+
+    assert 600 <= HANG_LIMIT <= 3600  # beyond every timeout, within an hour
+    env["OCD_DITHER_HANG_ON"] = "1"
+    env["OCD_DITHER_HANG_SECONDS"] = "0.3"
+    result = dither(env, "--exposure", "1", "--exptime", "1", "--obsnum", "7", timeout=30)
+    assert result.returncode == HANG_GAVE_UP, result.stderr
+    assert "hanging on call 1" in result.stderr and "gave up hanging after 0.3 s" in result.stderr
+
+
 def test_dither_sleeps_exptime_over_speedup_and_writes_data(env, tmp_path):
     env["OCD_STANDIN_SPEEDUP"] = "10"
     env["OCD_STANDIN_DATA_DIR"] = str(tmp_path / "virus{obs_number:07d}" / "exp{exposure:02d}")

@@ -12,6 +12,8 @@ misbehave through the environment, ``<PREFIX>`` being ``OCD_SYSCMD`` or
   ``<PREFIX>_FAIL_CODE`` (default 1) after a message on stderr;
 - ``<PREFIX>_HANG_ON=N``: the Nth call never ends (with
   ``<PREFIX>_HANG_IGNORE_TERM=1`` it also ignores SIGTERM, so only KILL ends it);
+  "never" is :data:`HANG_LIMIT` seconds of wall time (``<PREFIX>_HANG_SECONDS``),
+  then it exits with status 124;
 - ``<PREFIX>_CRASH_ON=N``: the Nth call kills itself with a signal
   (``<PREFIX>_CRASH_SIGNAL``, default KILL).
 
@@ -33,6 +35,15 @@ import time
 TYPE_CHECKING = False  # typing itself costs a stand-in's start 4 ms
 if TYPE_CHECKING:
     from typing import Any, Mapping
+
+#: How long a stand-in told to hang waits before it gives up, in seconds of
+#: wall time (not scaled by the speed-up): far beyond any timeout of OCD or
+#: of the tests, so to them it never ends. Unbounded, one whose test run was
+#: killed outlived it (a stand-in runs in a session of its own): two were
+#: found still hanging 90 minutes later.
+HANG_LIMIT = 900.0
+#: The exit status of a stand-in that gave up hanging (``timeout(1)``'s).
+HANG_GAVE_UP = 124
 
 LOG_ENV = "OCD_STANDIN_LOG"
 SPEEDUP_ENV = "OCD_STANDIN_SPEEDUP"
@@ -110,9 +121,13 @@ def misbehave(prefix: str, call: int, program: str) -> None:
     if call in _numbers(env.get(f"{prefix}_HANG_ON", "")):
         if env.get(f"{prefix}_HANG_IGNORE_TERM", "") not in ("", "0", "no"):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        limit = float(env.get(f"{prefix}_HANG_SECONDS", HANG_LIMIT))
         print(f"{program}: hanging on call {call} as asked", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
+        deadline = time.monotonic() + limit
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(left)
+        print(f"{program}: gave up hanging after {limit:g} s", file=sys.stderr, flush=True)
+        sys.exit(HANG_GAVE_UP)
     if call in _numbers(env.get(f"{prefix}_FAIL_ON", "")):
         code = int(env.get(f"{prefix}_FAIL_CODE", "1"))
         print(f"{program}: failing on call {call} with status {code} as asked",
