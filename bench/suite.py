@@ -7,13 +7,16 @@ within one afternoon a fixed Python loop took 0.75 s and 1.31 s. A figure
 of seconds alone cannot say whether a change made the suite cheaper, so
 this prints it with a baseline measured in the same run: a fixed loop of
 pure Python (the kind of work most of the suite's CPU is: imports, parsing,
-the main loop), timed right before and right after the suite. The ratio
-``suite CPU / loop seconds`` is the suite's cost in "loops", which compares
-two machines better than seconds do, but only as well as the machine held
-its speed during the run: the two loop figures show how far it did not (on
-our shared 2-core machines they differ by up to half, and three runs of one
-commit gave 236 to 315 loops). To compare two commits, run this in a work
-tree of each, alternately, and compare the means.
+the main loop), timed before and after the suite and sampled every 2 s
+while it runs (a slice of 2 % of the loop each time, about 1 % of one
+core): the ratio ``suite CPU / loop seconds`` (the loop's median during the
+run) is the suite's cost in "loops", which compares two machines better
+than seconds do. It is only as good as those samples follow the machine:
+on our shared 2-core machines one sample took 0.36 to 0.82 s within a run,
+and the loop timed only before and after gave 236 to 315 "loops" for three
+runs of one commit; with the samples, two runs of one commit gave 250 and
+248 while their wall time went from 82.5 to 87.9 s. To compare two commits,
+run this in a work tree of each, alternately, and compare the means.
 
     .venv/bin/python bench/suite.py [--jobs N] [-- pytest arguments]
 
@@ -27,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +53,17 @@ def loop_seconds(rounds: int = 3) -> float:
     return best
 
 
+def sample_during(stop: threading.Event, samples: list[float], every: float = 2.0) -> None:
+    """Time a slice of :data:`LOOP` every ``every`` seconds until ``stop``, scaled to the whole loop."""
+    part = LOOP // 50
+    while not stop.wait(every):
+        began = time.thread_time()
+        total = 0
+        for i in range(part):
+            total += i
+        samples.append((time.thread_time() - began) * 50)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", help="TEST_JOBS for make test (default: the Makefile's)")
@@ -57,18 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     command = ["make", "-s", "test", "PYTEST_ARGS=" + " ".join(["-q", *args.pytest_args])]
     if args.jobs:
         command.append(f"TEST_JOBS={args.jobs}")
+    samples: list[float] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_during, args=(stop, samples), daemon=True)
     began = time.monotonic()
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler.start()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.monotonic() - began
+    stop.set()
+    sampler.join()
     after = loop_seconds()
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
-    loop = (before + after) / 2
+    loop = statistics.median(samples) if samples else (before + after) / 2
     print(f"make test: {summary}")
     print(f"wall {wall:.1f} s, CPU {cpu:.1f} s (user + system, all processes)")
-    print(f"baseline: {LOOP:,} additions took {before:.2f} s before and {after:.2f} s after")
+    spread = f", {min(samples):.2f} to {max(samples):.2f} s" if samples else ""
+    print(f"baseline: {LOOP:,} additions took {before:.2f} s before, {after:.2f} s after, "
+          f"{loop:.2f} s during (median of {len(samples)}{spread})")
     print(f"ratio: suite CPU / loop = {cpu / loop:.0f} loops; wall / loop = {wall / loop:.0f}")
     return result.returncode
 
