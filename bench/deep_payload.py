@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/deep_payload.py``
 A TCS (or anyone who can reach its port) may send payloads nested far
 deeper than any event needs; :func:`ocd.core.events.parse_frames` refuses
 them as ``too_deep`` before decoding. Prints the time to refuse one payload
-of 100 thousand brackets (about 200 kB) and, as the baseline measured in the
+100 thousand levels deep (200 kB) and, as the baseline measured in the
 same run, the time to refuse a payload of the same size that is plainly not
 JSON (orjson stops at its first byte), and their ratio. A depth check that
 reads the whole text shows as a ratio over 100; one that stops once it is
