@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import sys
+import time
 
 import pytest
 
