@@ -16,7 +16,10 @@ time by a few valid events on its replay URL:
 
 Each figure is the child's CPU (user + system, from ``wait4``) and the wall
 time from ``Popen`` to the first ``ocd.decision.made``, best of ``--rounds``;
-the ratios are against the first start, measured in the same run.
+the ratios are against the first start, measured in the same run. Only a
+decision made at the telescope's time counts, and every decision is sent
+(``report_interval`` 0.1 s), so one made before this process's SUB joined
+does not hide the start for a minute.
 
     .venv/bin/python bench/start.py [--rounds 3]
 """
@@ -63,6 +66,10 @@ def write_site(workdir: Path, url: str, reply_url: str) -> Path:
         f"ocd_run_shot = {free_url()} {free_url()}",
         "[status]", "endpoint =",
         "[dates]", "max_time_offset = 0",
+        # Every decision goes out: the first one may be made before this SUB
+        # has joined (ZeroMQ's slow joiner), and at the default 60 s an
+        # unchanged decision is not sent again for a minute.
+        "[decision]", "report_interval = 0.1",
         "[shots]", f"state_db = {workdir / 'state.sqlite'}",
         f"shot_file = {workdir / 'shots.txt'}",
         "[database]", f"sqlite_file = {workdir / 'obsnum.sqlite'}", ""]))
@@ -93,9 +100,13 @@ def one_start(cache: Path, night: float) -> tuple[float, float]:
                 # Slow joiner and start-up: send the telescope's time until a decision comes.
                 pub.send_multipart(tcs_event("tcs.receiver.heartbeat", night))
                 pub.send_multipart(tcs_event("legacy.shutter.status", night, state="open"))
-                if sub.poll(20):
-                    sub.recv_multipart()
-                    wall = time.perf_counter() - started
+                while sub.poll(20):
+                    # A decision made before the first telescope event is at the
+                    # machine's time (another hour, another span): not this one.
+                    payload = json.loads(sub.recv_multipart()[1])
+                    if abs(payload.get("now", 0.0) - night) < 3600:
+                        wall = time.perf_counter() - started
+                        break
             if wall is None:
                 raise RuntimeError(f"no decision; see {workdir / 'ocd.log'}")
         finally:
