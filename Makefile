@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test docs bench clean golden
+.PHONY: install demo test docs bench bench-check clean golden
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,21 @@ docs: install
 bench: install
 	$(BIN)/pip install --quiet ".[bench]" || echo "OR-Tools could not be installed: bench/yield.py will skip"
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Every bench once with small sizes (about a minute), so that none stops
+# running unnoticed (bench/decision.py did: its events were all refused once
+# [dates] max_time_offset came). Exit codes only: figures at these sizes are
+# not the targets'. .ci/run runs it after the tests.
+BENCH_QUICK := \
+	"child_output.py -n 20000" "decision.py --n 5" "deep_payload.py" \
+	"ingest.py -n 2000 -r 1 --blackbox-count 5000" "obsnum.py --n 20" \
+	"replay.py --quick" "sample_night.py" \
+	"scheduler.py --shots 200 --decisions 10 --baseline-calls 1 --plans 1" \
+	"stall.py -n 5000" "start.py --rounds 1" "suite.py --jobs 0 tests/test_core_purity.py" \
+	"yield.py --nights 1 --solve-seconds 2"
+bench-check: install
+	$(BIN)/pip install --quiet ".[bench]" || echo "OR-Tools could not be installed: bench/yield.py will skip"
+	@for b in $(BENCH_QUICK); do echo "bench/$$b"; $(BIN)/python bench/$$b > /dev/null || { echo "bench/$$b failed"; exit 1; }; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build .pytest_cache

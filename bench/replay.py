@@ -1,6 +1,7 @@
 """Benchmark of ``ocd db_replay`` (issue 4).
 
     .venv/bin/python bench/replay.py            # about 1.5 min (first run also generates a 1M night)
+    .venv/bin/python bench/replay.py --quick    # seconds: every part runs, on a small night (CI)
 
 (a) lateness of each send against its schedule at speedup 1, 10 and 100
     (p50, p99, max; target p99 < 5 ms, no drift: the last tenth is no later
@@ -100,19 +101,24 @@ def run_replay(reactor, source, speedup: float, keep_lateness: bool = True):
     return d.addCallback(done)
 
 
-def part_a(reactor, night: Path):
+#: (speedup, seconds of night) of each row of part (a)
+ROWS = ((1, 20), (10, 150), (100, 1500))
+QUICK_ROWS = ((10, 20), (100, 150))
+
+
+def part_a(reactor, night: Path, rows_wanted=ROWS, offset: float = 3 * 3600):
     from twisted.internet.defer import inlineCallbacks
 
     @inlineCallbacks
     def run():
         db = ReplayDatabase(night)
         first, _ = db.time_span()
-        slice_start = first + 3 * 3600  # tracking, all topics present
+        slice_start = first + offset  # tracking, all topics present
         print("(a) lateness against the schedule (real reactor, PUB + draining SUB)")
         print(f"    {'speedup':>7} {'events':>6} {'night s':>7} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'max ms':>7} {'first10% p99':>12} {'last10% p99':>11}")
         rows = []
-        for speedup, seconds in ((1, 20), (10, 150), (100, 1500)):
+        for speedup, seconds in rows_wanted:
             def source(a=slice_start, b=slice_start + seconds):
                 events = db.events()
                 events = itertools.dropwhile(lambda e: e.t is None or e.t < a, events)
@@ -207,10 +213,13 @@ task.react(work)
 """
 
 
-def part_c(small: Path, big: Path) -> None:
+def part_c(small: Path, big: Path | None) -> None:
     print("(c) peak memory (VmHWM) of a whole replay, each in its own process")
     results = {}
     for name, path in (("small", small), ("big", big)):
+        if path is None:
+            print("    (quick: no 1M-event night, no difference)")
+            return
         began = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO), path=str(path))],
                              capture_output=True, text=True, check=True).stdout.split()
@@ -221,16 +230,27 @@ def part_c(small: Path, big: Path) -> None:
 
 
 def main() -> None:
+    import argparse
+
     from twisted.internet import task
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="every part on the small night, part (a) at 10x and 100x only, "
+                             "no 1M-event night: checks that the bench runs, its figures "
+                             "are not the targets'")
+    args = parser.parse_args()
     t0 = time.perf_counter()
-    night = cached_night(seed=0)
     small = cached_night(seed=0, hours=2.75, heartbeat_hz=0.5, pointing_hz=0.5)  # ~10k events
-    big = cached_night(**BIG)
+    night = small if args.quick else cached_night(seed=0)
+    big = None if args.quick else cached_night(**BIG)
     print(f"nights ready in {time.perf_counter() - t0:.1f} s: {night}, {small}, {big}")
 
     def work(reactor):
-        d = part_a(reactor, night)
+        if args.quick:
+            d = part_a(reactor, night, QUICK_ROWS, offset=3600)
+        else:
+            d = part_a(reactor, night)
         d.addCallback(lambda _: part_b(reactor, night))
         d.addCallback(lambda _: part_c(small, big))  # blocking, the reactor has nothing else to do
         return d.addCallback(lambda _: print(f"total {time.perf_counter() - t0:.0f} s"))
