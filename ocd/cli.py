@@ -19,7 +19,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from ocd import __version__
-from ocd.commands import exposure_seconds, finite_number
+from ocd.commands import attempts, exposure_seconds, finite_number, seconds
 from ocd.config import BareConfigName, Config, ConfigError, DEFAULT_LOCAL_CONFIG
 
 EXIT_OK = 0
@@ -35,6 +35,14 @@ CONFIG_HELP = (
     "Override the builtin configurations with the given configuration file. "
     'If the option is used without a value, "ocd.cfg" is used. Non existing '
     "files are skipped and a warning is printed to the screen."
+)
+#: ``ocd run`` (and ``twistd ocd``) refuse a named file that is missing
+#: (CONFIG_REQUIRED): its help says so instead of the original page's words.
+RUN_CONFIG_HELP = (
+    "Override the builtin configurations with the given configuration file. "
+    'If the option is used without a value, "ocd.cfg" is used, and skipped with '
+    "a warning when it does not exist. A named file that does not exist is an "
+    "error (exit 2): the daemon never starts on the builtin defaults after a typo."
 )
 EPILOG = (
     "The configuration overriding mechanism works only on existing options: "
@@ -65,10 +73,10 @@ class OverrideGroup:
 
 
 
-def _add_config(parser: argparse.ArgumentParser) -> None:
+def _add_config(parser: argparse.ArgumentParser, help: str = CONFIG_HELP) -> None:
     parser.add_argument(
         "--config", nargs="?", const=BareConfigName(DEFAULT_LOCAL_CONFIG), default=None,
-        help=CONFIG_HELP
+        help=help
     )
 
 
@@ -89,11 +97,11 @@ def _sub(subparsers: Any, name: str, description: str, **kwargs: Any) -> argpars
 
 def _retry_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "-n", "--max-attempts", type=int, default=5,
+        "-n", "--max-attempts", type=attempts, default=5,
         help=f'Maximum number of times "{what}" attempts to enable/disable HETDEX shot execution',
     )
     parser.add_argument(
-        "-I", "--interval", type=float, default=1,
+        "-I", "--interval", type=seconds, default=1,
         help="Wait \"interval\" seconds before a new attempt.",
     )
 
@@ -111,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     # -- ocd run ----------------------------------------------------------
     run = _sub(subparsers, "run", "Subcommand to run OCD")
     run.set_defaults(command_module="run")
-    _add_config(run)
+    _add_config(run, RUN_CONFIG_HELP)
     urls = OverrideGroup(run, "urls")
     urls.add("-u", "--event-urls", nargs="+", metavar="EVENT-URLS",
              help="Address to which to connect the ZMQ socket (the TCS binds it).")
@@ -183,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "starting to run the shot. This option is used only if "
                            "``-e/--emit-events`` is activated. If the connection is not "
                            "established within 10 seconds, abort the execution.")
-    shot.add_argument("-t", "--timeout", type=float, default=10,
+    shot.add_argument("-t", "--timeout", type=seconds, default=10,
                       help="If ``-c/--wait-for-connection`` is given, wait at most "
                            "'timeout' seconds before aborting")
     shot.add_argument("-m", "--metadata",
@@ -256,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(replay)
     replay.add_argument("--serve-forever", action="store_true",
                         help="After the database finishes, restart serving it.")
-    replay.add_argument("-t", "--timeout", type=float, default=10,
+    replay.add_argument("-t", "--timeout", type=seconds, default=10,
                         help="When trying to connect with the OCD main loop, wait at most "
                              "'timeout' seconds before aborting")
     replay.add_argument("-s", "--speedup", type=float, default=1.0,
@@ -345,6 +353,14 @@ def subcommand_parser(path: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``ocd config send``, not ``ocd config``: the words a person typed."""
+    words = ["ocd", args.command]
+    if getattr(args, "config_command", None):
+        words.append(args.config_command)
+    return " ".join(words)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     name = "ocd"
     try:
@@ -353,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "command_module", None):
             parser.print_help()
             return EXIT_USAGE
-        name = f"ocd {args.command}"
+        name = command_name(args)
         return _run_command(parser, args)
     except KeyboardInterrupt:
         # Also while the modules are still being imported (the first half
@@ -367,7 +383,7 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         config = Config.load(getattr(args, "config", None), overrides_from_args(parser, args),
                              required=args.command in CONFIG_REQUIRED)
     except ConfigError as exc:
-        print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"{command_name(args)}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     module = importlib.import_module(f"ocd.commands.{args.command_module}")
     run: Callable[[argparse.Namespace, Config], int] = module.main
@@ -376,12 +392,12 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     except SystemExit as exc:  # a command that ran the reactor (task.react) exits
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
-        print(f"ocd {args.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"{command_name(args)}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         # A file or folder a person named that cannot be used: say which, no traceback.
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"ocd {args.command}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{command_name(args)}: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

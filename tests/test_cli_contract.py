@@ -193,6 +193,20 @@ def test_known_differences_from_the_seed():
         assert all("[ulrs]" not in (g.title or "") for g in sub._action_groups)
 
 
+def test_each_config_help_says_what_a_missing_file_does():
+    """``ocd run`` refuses a named file that is missing (exit 2), the others skip
+    it with a warning; each help says its own (run's said "skipped")."""
+    for path, sub in _all_parsers():
+        option = next((a for a in sub._actions if "--config" in a.option_strings), None)
+        if option is None:
+            continue
+        if path == ("run",):
+            assert "does not exist is an error (exit 2)" in option.help
+            assert "Non existing files are skipped" not in option.help
+        else:
+            assert "Non existing files are skipped" in option.help, path
+
+
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_help_exits_0(path, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -23,6 +23,9 @@ def _cases(tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
     missing = tmp_path / "no-such" / "folder"
+    programs = tmp_path / "programs.cfg"  # run_shot's checks of its programs pass
+    programs.write_text("[run_shot]\nsyscmd_command = true\ndither_command = true\n")
+    shot = ["S", "1", "1", "2", "3", "0", "1", "1", "1"]
     return [
         # (argv, exit status, a fragment the message must contain)
         (["nosuch"], 2, "invalid choice"),
@@ -36,7 +39,14 @@ def _cases(tmp_path):
         (["config", "copy", "-t", str(missing)], 2, "not a directory"),
         (["config", "send"], 2, "required"),
         (["config", "send", "decision", "max_wind"], 2, "required"),
-        (["config", "send", "-n", "x", "a", "b", "c"], 2, "invalid int value"),
+        (["config", "send", "-n", "x", "a", "b", "c"], 2, "'x' is not an integer"),
+        # A -N beyond the URLs, or waits and attempts that cannot be: one line,
+        # exit 2, before the reactor runs (they were tracebacks from inside it).
+        (["config", "send", "-N", "99", "a", "b", "c"], 2,
+         "ocd config send: configuration error: command line: [config] n_ocd_config = '99': "
+         "index out of range"),
+        (["config", "send", "-n", "0", "a", "b", "c"], 2, "'0' is not a number of attempts >= 1"),
+        (["config", "send", "-I", "-1", "a", "b", "c"], 2, "'-1' is not a number of seconds"),
         (["run_shot"], 2, "required"),
         (["run_shot", "S", "x", "1", "2", "3", "0", "1", "1", "1"], 2, "invalid int value"),
         (["run_shot", "S", "1", "1", "2", "3", "5", "1", "1", "1"], 2, "invalid choice"),
@@ -53,10 +63,21 @@ def _cases(tmp_path):
          "argument ra: 'inf' is not a finite number"),
         (["allow_hetdex"], 2, "required"),
         (["allow_hetdex", "maybe"], 2, "invalid choice"),
-        (["allow_hetdex", "-I", "soon", "start"], 2, "invalid float value"),
+        (["allow_hetdex", "-I", "soon", "start"], 2, "'soon' is not a number"),
+        (["allow_hetdex", "-I", "nan", "start"], 2, "'nan' is not a finite number"),
+        (["allow_hetdex", "-n", "-3", "start"], 2, "'-3' is not a number of attempts >= 1"),
+        (["allow_hetdex", "-N", "99", "start"], 2, "index out of range"),
+        (["run_shot", "--config", str(programs), "-e", "-N", "99", *shot], 2,
+         "index out of range"),
+        (["run_shot", "-e", "-c", "-t", "-1", *shot], 2,
+         "argument -t/--timeout: '-1' is not a number of seconds >= 0"),
+        (["run_shot", "-e", "-c", "-t", "nan", *shot], 2, "'nan' is not a finite number"),
         (["db_replay"], 2, "required"),
         (["db_replay", "-s", "fast", "x.db"], 2, "invalid float value"),
         (["db_replay", "-S", "random", "x.db"], 2, "invalid choice"),
+        (["db_replay", "-t", "-1", "x.db"], 2, "'-1' is not a number of seconds >= 0"),
+        (["db_replay", "-t", "nan", "x.db"], 2, "'nan' is not a finite number"),
+        (["status", "-t", "-1"], 2, "'-1' is not a number of seconds >= 0"),
         (["db_replay", str(tmp_path / "no-such.db")], 2, "no URL to publish on"),
         (["db_replay", str(tmp_path / "no-such.db"), "--ocd-db-replay", "tcp://127.0.0.1:1"], 2,
          "no-such.db"),

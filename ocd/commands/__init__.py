@@ -57,6 +57,29 @@ def finite_number(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """argparse type of a wait in seconds: finite and >= 0 (a timer cannot run backwards)."""
+    import argparse
+
+    value = finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def attempts(text: str) -> int:
+    """argparse type of a number of attempts: an integer >= 1 (0 would never ask)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of attempts >= 1")
+    return value
+
+
 def exposure_seconds(text: str) -> float:
     """argparse type of an exposure time as OCD accepts it in a shot's START.
 

@@ -64,6 +64,8 @@ def main(args: argparse.Namespace, config: Config) -> int:
     warn_both_sources(config, "allow_hetdex")
     from ocd.protocols.curve import client_settings
 
-    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
+    # -N out of range or incomplete CurveZMQ keys: exit 2 before anything starts
+    config.get_url_at("ocd_allow_hetdex", "allow_hetdex", "n_ocd_allow_hetdex")
+    client_settings(config)
     return react(
         lambda reactor: allow(config, args.action, args.max_attempts, args.interval, reactor))

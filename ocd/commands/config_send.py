@@ -46,6 +46,8 @@ def main(args: argparse.Namespace, config: Config) -> int:
     warn_both_sources(config, "config send")
     from ocd.protocols.curve import client_settings
 
-    client_settings(config)  # incomplete CurveZMQ keys: exit 2 before anything starts
+    # -N out of range or incomplete CurveZMQ keys: exit 2 before anything starts
+    config.get_url_at("ocd_config", "config", "n_ocd_config")
+    client_settings(config)
     return react(lambda reactor: send(
         config, args.section, args.option, args.value, args.max_attempts, args.interval, reactor))

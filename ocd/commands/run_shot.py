@@ -235,7 +235,9 @@ def main(args: argparse.Namespace, config: Config) -> int:
     if args.emit_events:
         from ocd.protocols.curve import client_settings
 
-        client_settings(config)  # incomplete keys: exit 2 now, not after the shot started
+        # -N out of range or incomplete keys: exit 2 now, not after the shot started
+        config.get_url_at("ocd_run_shot", "run_shot", "n_ocd_run_shot")
+        client_settings(config)
     start_logging(config, program="run_shot")
 
     def work(reactor: Any) -> defer.Deferred[int]:

@@ -23,6 +23,7 @@ EXIT_NO_ANSWER = 3
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
     from ocd.cli import OverrideGroup
+    from ocd.commands import seconds
 
     parser = sub(subparsers, "status",
                  "Show what the running OCD is doing and why: its verdict, blockers, arming, "
@@ -30,7 +31,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
                  "1 when not, 3 when no OCD answers.")
     parser.set_defaults(command_module="status")
     add_config(parser)
-    parser.add_argument("-t", "--timeout", type=float, default=5,
+    parser.add_argument("-t", "--timeout", type=seconds, default=5,
                         help="Wait at most 'timeout' seconds for OCD's answer")
     parser.add_argument("--json", action="store_true",
                         help="Print the JSON document of /status as it came")
