@@ -102,7 +102,7 @@ def makeService(config: Config, reactor: IReactorCore, daemon: bool = False,
     # After the main loop (a bad state database stops OCD before astropy is
     # even imported), before the timer whose first tick makes the first decision.
     SkyService().setServiceParent(root)
-    interval = max(config.get_float("decision", "decide_interval"), 0.1)
+    interval = config.get_float("decision", "decide_interval")  # >= 0.1 (config_checks)
     timer = TimerService(interval, main_loop.tick)
     timer.setName("timer")
     timer.clock = reactor

@@ -47,7 +47,7 @@ def _nonneg(getter: Callable[[Options, str, str], float]) -> Callable[[Options, 
         value = getter(config, section, option)
         if value < 0:
             raise ConfigError(
-                f"{config.where(section, option, str(value))}: expected a value >= 0"
+                f"{config.where(section, option, config.raw(section, option))}: expected a value >= 0"
             )
         return value
 
@@ -59,8 +59,20 @@ def _positive(getter: Callable[[Options, str, str], float]) -> Callable[[Options
         value = getter(config, section, option)
         if value <= 0:
             raise ConfigError(
-                f"{config.where(section, option, str(value))}: expected a value > 0"
+                f"{config.where(section, option, config.raw(section, option))}: expected a value > 0"
             )
+        return value
+
+    return check
+
+
+def _at_least(minimum: float, why: str) -> Callable[[Options, str, str], float]:
+    """A float of at least ``minimum`` (``why`` says what a smaller one would do)."""
+    def check(config: Options, section: str, option: str) -> float:
+        value = config.get_float(section, option)
+        if not value >= minimum:
+            raise ConfigError(f"{config.where(section, option, config.raw(section, option))}: expected a value "
+                              f">= {minimum:g} ({why})")
         return value
 
     return check
@@ -219,7 +231,8 @@ OPTION_TYPES: dict[tuple[str, str], Callable[[Options, str, str], Any]] = {
     ("decision", "min_transparency"): _FLOAT,
     ("decision", "default_transparency"): _FLOAT,
     ("decision", "report_interval"): _GT0_FLOAT,
-    ("decision", "decide_interval"): _POS_FLOAT,
+    ("decision", "decide_interval"): _at_least(
+        0.1, "the timer would spin; ocd plan steps the night by it"),
     ("decision", "shot_grace"): _POS_FLOAT,
     ("scheduler", "max_sun_alt"): _FLOAT,
     ("scheduler", "half_width"): _POS_FLOAT,

@@ -155,6 +155,9 @@ def test_unknown_override_is_an_error_naming_it(section, option, words):
         ("run_shot", "exptimes", "360 360", "3 numbers needed"),
         ("general", "log_level", "loud", "one of"),
         ("dates", "clock", "sundial", "one of"),
+        # a 1 ms timer spins, and ocd plan stepped the night by it for minutes
+        ("decision", "decide_interval", "1e-3", ">= 0.1 (the timer would spin"),
+        ("decision", "decide_interval", "0", ">= 0.1"),
     ],
 )
 def test_bad_value_names_file_section_option_and_value(tmp_path, section, option, value, kind):

@@ -50,9 +50,15 @@ def test_ocd_keys_writes_an_owner_only_file_and_never_overwrites(tmp_path, capsy
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     text = out.read_text()
     assert "client_public_key = " in text and "client_secret_key = " in text
-    assert main(["keys", "-o", str(out)]) == 1
+    assert main(["keys", "-o", str(out)]) == 2  # a person's mistake: exit 2, as elsewhere
     assert "never overwritten" in capsys.readouterr().err
     assert out.read_text() == text
+    assert main(["keys", "-o", str(tmp_path)]) == 2
+    assert "it exists (a folder)" in capsys.readouterr().err
+    assert main(["keys", "-o", str(tmp_path / "no-such" / "k")]) == 2
+    assert "No such file or directory" in capsys.readouterr().err
+    assert main(["keys", "-o", ""]) == 2
+    assert "-o needs a file name" in capsys.readouterr().err
 
 
 def _secure(free_url, ocd_pair, allowed, client_pair, **extra):

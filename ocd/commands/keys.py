@@ -10,6 +10,7 @@ key follows on a comment line, for an environment variable.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from typing import Any
 
 from ocd.config import Config
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
@@ -55,13 +56,18 @@ def main(args: argparse.Namespace, config: Config) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK
+    if not args.output:
+        print("ocd keys: -o needs a file name", file=sys.stderr)
+        return EXIT_USAGE
     try:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        print(f"ocd keys: cannot create {args.output}: {exc.strerror}"
-              + (" (it exists: keys are never overwritten)" if exc.errno == 17 else ""),
+        exists = exc.errno == errno.EEXIST
+        kind = "a folder" if os.path.isdir(args.output) else "a file"
+        print(f"ocd keys: cannot create {args.output}: "
+              + (f"it exists ({kind}): keys are never overwritten" if exists else exc.strerror),
               file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(text)
     print(f"ocd keys: wrote the {args.role} key pair to {args.output} (mode 0600)",

@@ -3,17 +3,22 @@
 Asks ``GET /status`` on ``[status] endpoint`` (``-e`` overrides it: the
 same endpoint string ``ocd run`` listens on, turned into a client one) and
 prints the answer. Exit status: 0 healthy, 1 not healthy (the reason is
-printed), 3 no OCD answers within ``--timeout``.
+printed), 2 an endpoint that cannot be asked (empty, no port, another
+kind), 3 no OCD answers within ``--timeout`` (or the answer is not OCD's
+status).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ocd.cli import EXIT_USAGE
 from ocd.config import Config
 
 EXIT_HEALTHY = 0
@@ -28,7 +33,7 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
     parser = sub(subparsers, "status",
                  "Show what the running OCD is doing and why: its verdict, blockers, arming, "
                  "running shot, next shot and the TCS heartbeat. Exit status 0 when healthy, "
-                 "1 when not, 3 when no OCD answers.")
+                 "1 when not, 2 when the endpoint cannot be asked, 3 when no OCD answers.")
     parser.set_defaults(command_module="status")
     add_config(parser)
     parser.add_argument("-t", "--timeout", type=seconds, default=5,
@@ -45,53 +50,101 @@ class EndpointError(ValueError):
     """An endpoint string ``ocd status`` cannot turn into a client."""
 
 
-def client_endpoint(description: str) -> tuple[str, str]:
-    """``(client endpoint string, URL)`` of the server endpoint ``description``.
+@dataclass(frozen=True)
+class StatusAddress:
+    """Where ``ocd status`` asks: a TCP host and port, or a UNIX socket path."""
 
-    ``tcp:8642:interface=127.0.0.1`` -> ``tcp:host=127.0.0.1:port=8642``; a
-    server on every interface (no ``interface``, ``0.0.0.0`` or ``::``) is
-    asked on the loopback address; ``unix:PATH`` -> ``unix:path=PATH``.
+    kind: str  # "tcp" or "unix"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    @property
+    def url(self) -> str:
+        if self.kind == "unix":
+            return "http://localhost/status"
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.port}/status"
+
+    def endpoint(self, reactor: Any, timeout: float) -> Any:
+        """A client endpoint of the address's family (a server listens on an IP address)."""
+        import ipaddress
+
+        from twisted.internet.endpoints import (TCP4ClientEndpoint, TCP6ClientEndpoint,
+                                                UNIXClientEndpoint)
+
+        if self.kind == "unix":
+            return UNIXClientEndpoint(reactor, self.path, timeout=timeout)
+        try:
+            ipv6 = ipaddress.ip_address(self.host).version == 6
+        except ValueError:  # a name: Twisted's TCP4 client resolves it
+            ipv6 = False
+        family = TCP6ClientEndpoint if ipv6 else TCP4ClientEndpoint
+        return family(reactor, self.host, self.port, timeout=timeout)
+
+
+def _fields(description: str) -> list[str]:
+    """The ``:``-separated fields of a Twisted endpoint string (``\\:`` escapes a colon)."""
+    return [f.replace("\\:", ":") for f in re.split(r"(?<!\\):", description)]
+
+
+def client_endpoint(description: str) -> StatusAddress:
+    """Where to ask the server endpoint ``description`` for its status.
+
+    ``tcp:8642:interface=127.0.0.1`` -> 127.0.0.1 port 8642 (``tcp6`` alike,
+    ``interface=\\:\\:1`` is ::1); a server on every interface (no
+    ``interface``, ``0.0.0.0`` or ``::``) is asked on the loopback address;
+    ``unix:PATH`` -> that socket. Anything else raises :class:`EndpointError`.
     """
-    parts = description.strip().split(":")
-    kind, args = parts[0].lower(), parts[1:]
+    fields = _fields(description.strip())
+    kind, args = fields[0].lower(), fields[1:]
     positional = [a for a in args if "=" not in a]
     named = dict(a.split("=", 1) for a in args if "=" in a)
     if kind in ("tcp", "tcp6"):
         port = named.get("port") or (positional[0] if positional else "")
-        if not port.isdigit():
-            raise EndpointError(f"no port in the status endpoint {description!r}")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise EndpointError(f"no port (1 to 65535) in the status endpoint {description!r}")
         host = named.get("interface", "")
         if host in ("", "0.0.0.0"):
-            host = "127.0.0.1"
+            host = "127.0.0.1" if kind == "tcp" else "::1"
         elif host == "::":
             host = "::1"
-        shown = f"[{host}]" if ":" in host else host
-        escaped = host.replace(":", "\\:")
-        return f"{kind}:host={escaped}:port={port}", f"http://{shown}:{port}/status"
+        return StatusAddress("tcp", host=host, port=int(port))
     if kind == "unix":
         path = named.get("address") or (positional[0] if positional else "")
         if not path:
             raise EndpointError(f"no path in the status endpoint {description!r}")
-        return f"unix:path={path}", "http://localhost/status"
+        return StatusAddress("unix", path=path)
     raise EndpointError(f"ocd status cannot ask a {kind!r} endpoint ({description!r}): "
                         "use tcp:PORT:interface=HOST or unix:PATH")
 
 
+class NotOcdStatus(ValueError):
+    """The server answered, but not with a JSON status document."""
+
+
+def _document(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NotOcdStatus(f"not JSON: {exc}") from None
+
+
 def fetch_status(reactor: Any, description: str, timeout: float) -> Any:
     """A Deferred firing with the parsed ``/status`` document (errors on no answer)."""
-    from twisted.internet.endpoints import clientFromString
     from twisted.web.client import Agent, readBody
 
-    client, url = client_endpoint(description)
+    address = client_endpoint(description)
+    url = address.url
 
     class _Factory:
         def endpointForURI(self, uri: Any) -> Any:
-            return clientFromString(reactor, f"{client}:timeout={max(int(timeout), 1)}")
+            return address.endpoint(reactor, max(timeout, 0.1))
 
     agent = Agent.usingEndpointFactory(reactor, _Factory())
     d = agent.request(b"GET", url.encode("ascii"), None)
     d.addCallback(readBody)
-    d.addCallback(lambda body: json.loads(body.decode("utf-8")))
+    d.addCallback(_document)
     d.addTimeout(timeout, reactor)
     return d
 
@@ -106,9 +159,10 @@ def _clock(iso: str | None) -> str:
 
 
 def _duration(seconds: Any) -> str:
-    if seconds is None:
+    try:
+        s = max(int(round(float(seconds))), 0)
+    except (TypeError, ValueError, OverflowError):  # None, text, inf, nan
         return "unknown"
-    s = max(int(round(float(seconds))), 0)
     hours, rest = divmod(s, 3600)
     minutes, s = divmod(rest, 60)
     if hours:
@@ -172,30 +226,57 @@ def ask(config: Config, timeout: float, as_json: bool, reactor: Any, out: Any = 
     err = err if err is not None else sys.stderr
     description = config.get_str("status", "endpoint").strip()
     if not description:
-        print("ocd status: the status service is turned off ([status] endpoint is empty)",
-              file=err)
-        return defer.succeed(EXIT_NO_ANSWER)
+        print("ocd status: the status service is turned off ([status] endpoint is empty): "
+              "give -e ENDPOINT or set it", file=err)
+        return defer.succeed(EXIT_USAGE)
     try:
-        _, url = client_endpoint(description)
+        url = client_endpoint(description).url
     except EndpointError as exc:
         print(f"ocd status: {exc}", file=err)
-        return defer.succeed(EXIT_NO_ANSWER)
+        return defer.succeed(EXIT_USAGE)
+
+    def not_status(why: str) -> int:
+        print(f"ocd status: {url} answered, but not with OCD's status ({why})", file=err)
+        return EXIT_NO_ANSWER
 
     def answered(status: Any) -> int:
         if not isinstance(status, dict) or "healthy" not in status:
-            print(f"ocd status: {url} answered, but not with OCD's status", file=err)
-            return EXIT_NO_ANSWER
-        print(json.dumps(status, indent=1) if as_json else render(status, url), file=out)
+            return not_status("no 'healthy' field")
+        if as_json:
+            text = json.dumps(status, indent=1)
+        else:
+            try:
+                text = render(status, url)
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+                return not_status(f"{type(exc).__name__}: {exc}")
+        print(text, file=out)
         return EXIT_HEALTHY if status.get("healthy") else EXIT_UNHEALTHY
 
     def no_answer(failure: Any) -> int:
-        why = "no answer" if failure.check(defer.TimeoutError, defer.CancelledError) else (
-            failure.getErrorMessage() or failure.type.__name__)
+        if failure.check(NotOcdStatus):
+            return not_status(failure.getErrorMessage())
         print(f"ocd status: no OCD answers at {url} ([status] endpoint {description}) within "
-              f"{timeout:g} s: {why}", file=err)
+              f"{timeout:g} s: {_why(failure)}", file=err)
         return EXIT_NO_ANSWER
 
     return fetch_status(reactor, description, timeout).addCallbacks(answered, no_answer)
+
+
+def _why(failure: Any) -> str:
+    """A failure to get an answer in plain words (never a repr of Twisted's objects)."""
+    from twisted.internet import defer, error
+    from twisted.web.client import ResponseFailed
+
+    if failure.check(defer.TimeoutError, defer.CancelledError, error.ConnectingCancelledError,
+                     error.TimeoutError):
+        return "no answer"
+    if failure.check(ResponseFailed):  # also ResponseNeverReceived: a list of reasons
+        reasons = getattr(failure.value, "reasons", [])
+        if all(r.check(defer.CancelledError, error.ConnectionDone, error.ConnectionLost)
+               for r in reasons):
+            return "no answer (the connection closed before one came)"
+        return "; ".join(_why(r) for r in reasons)
+    return failure.getErrorMessage() or failure.type.__name__
 
 
 def main(args: argparse.Namespace, config: Config) -> int:
