@@ -172,8 +172,24 @@ def _COMMAND(config: Options, section: str, option: str) -> list[str]:
 
 
 _POS_INT = _nonneg(_INT)
+
+
+def _PORT(config: Options, section: str, option: str) -> int:
+    """A TCP port a client connects to or Docker maps: 1 to 65535."""
+    value = config.get_int(section, option)
+    if not 0 < value < 65536:
+        raise ConfigError(f"{config.where(section, option, config.raw(section, option))}: "
+                          "expected a TCP port, 1 to 65535")
+    return value
 _POS_FLOAT = _nonneg(_FLOAT)
 _GT0_FLOAT = _positive(_FLOAT)
+
+
+def _nonempty(config: Options, section: str, option: str) -> str:
+    value = config.get_str(section, option).strip()
+    if not value:
+        raise ConfigError(f"{config.where(section, option, '')}: must not be empty")
+    return value
 
 
 def _mock_time(config: Options, section: str, option: str) -> float | None:
@@ -214,10 +230,11 @@ OPTION_TYPES: dict[tuple[str, str], Callable[[Options, str, str], Any]] = {
     ("run_shot", "last_write_quiet"): _POS_FLOAT,
     ("run_shot", "last_write_timeout"): _POS_FLOAT,
     ("db_replay", "progress_interval"): _POS_FLOAT,
-    ("docker_mysql", "port"): _POS_INT,
+    ("docker_mysql", "port"): _PORT,
     ("docker_mysql", "start_timeout"): _POS_FLOAT,
+    ("docker_mysql", "image"): _nonempty,
     ("database", "backend"): _choice("mysql", "sqlite"),
-    ("database", "port"): _POS_INT,
+    ("database", "port"): _PORT,
     ("database", "first_obsnum"): _INT,
     ("database", "timeout"): _POS_FLOAT,
     ("decision", "tcs_timeout"): _POS_FLOAT,
