@@ -126,7 +126,7 @@ def test_night_report_numbers_from_a_night_built_here(tmp_path, capsys):
         ("DEX1", 5, T + 901, T + 2100, "done"), ("DEX2", 6, T + 2101, T + 2400, "failed"),
         ("DEX3", 7, T + 4301, None, "unfinished")]
 
-    png = tmp_path / "out" / "night.png"
+    png = tmp_path / "night.png"  # in a folder that exists: -o never makes folders
     assert ocd_main(["night_report", "-l", str(path), "-o", str(png)]) == 0
     text = capsys.readouterr().out
     assert "Night report: night of 2025-02-20" in text

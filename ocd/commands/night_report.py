@@ -37,17 +37,21 @@ def add_parser(subparsers: Any, sub: Any, add_config: Any) -> None:
 
 
 def report_text(path: Any, night: str | None, picture: Any = None) -> tuple[int, str]:
-    """The exit status and the text of the report (the picture is written when asked)."""
-    from ocd.services.nightlog import build_report, load_night, nights_in
+    """The exit status and the text of the report (the picture is written when asked).
+
+    A night log that is missing or damaged is exit 2 with one line naming it.
+    """
+    from ocd.services.nightlog import NightLogError, build_report, load_night, nights_in
 
     try:
         night, rows = load_night(path, night)
-    except FileNotFoundError as exc:
+        known = [] if rows else nights_in(path)[-5:]
+    except (FileNotFoundError, NightLogError) as exc:
         return EXIT_USAGE, f"ocd night_report: {exc}"
     if not rows:
-        known = ", ".join(nights_in(path)[-5:]) or "none"
         return EXIT_NOTHING, (f"ocd night_report: nothing recorded for the night of "
-                              f"{night or '?'} in {path} (last nights in it: {known})")
+                              f"{night or '?'} in {path} (last nights in it: "
+                              f"{', '.join(known) or 'none'})")
     report = build_report(rows, night)
     text = report.format()
     if report.shadow:
@@ -61,8 +65,31 @@ def report_text(path: Any, night: str | None, picture: Any = None) -> tuple[int,
     return EXIT_OK, text
 
 
+def _refused(args: argparse.Namespace, path: Any) -> str | None:
+    """One line when ``-l`` or ``-o`` cannot be used, checked before the log is read.
+
+    An empty ``-l`` would quietly report on the configured log instead; an
+    ``-o`` that names the log, a file that is not a PNG or a missing folder
+    would destroy a file or make folders (:func:`ocd.services.night_plot.check_picture_path`).
+    """
+    if args.night_log is not None and not args.night_log:
+        return "ocd night_report: -l/--night-log is empty: give the night log FILE to read"
+    if args.output is not None:
+        from ocd.services.night_plot import PictureError, check_picture_path
+
+        try:
+            check_picture_path(args.output, [("the night log", path)])
+        except PictureError as exc:
+            return f"ocd night_report: -o/--output {exc}"
+    return None
+
+
 def main(args: argparse.Namespace, config: Config) -> int:
     path = args.night_log or config.get_path("general", "night_log")
+    refused = _refused(args, path)
+    if refused:
+        print(refused, file=sys.stderr)
+        return EXIT_USAGE
     if not path:
         print("ocd night_report: no night log: [general] night_log is empty; give "
               "-l/--night-log FILE", file=sys.stderr)

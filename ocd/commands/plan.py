@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from ocd.commands import night_date
@@ -51,7 +54,6 @@ def make_plan(config: Config, night: str) -> Any:
     from ocd.core.scheduler import Scheduler
     from ocd.core.shots import ShotListError, parse_shot_file
     from ocd.services.sky_cache import keep_sky_spans
-    from ocd.services.shot_store import remaining_counts
 
     path = config.get_path("shots", "shot_file")
     if path is None:
@@ -64,7 +66,7 @@ def make_plan(config: Config, night: str) -> Any:
         raise ValueError(f"shot list refused: {exc}") from None
     state_db = config.get_path("shots", "state_db")
     if state_db is not None:
-        shots = remaining_counts(state_db, shots)
+        shots = _remaining(state_db, shots)
     settings = DecisionSettings.from_config(config)
     scheduler = Scheduler(shots, settings)
     keep_sky_spans()  # the sky from OCD's cache folder, as ocd run keeps it
@@ -73,10 +75,76 @@ def make_plan(config: Config, night: str) -> Any:
                       config.get_float("decision", "decide_interval"))
 
 
+def _remaining(state_db: Path, shots: list[Any]) -> list[Any]:
+    """``shots`` with the remaining counts of ``state_db``, or a ValueError naming the file.
+
+    :func:`ocd.services.shot_store.remaining_counts` reads the file as it
+    is: a folder or a damaged file ends there in an sqlite3 error, and a
+    count that is not one (NULL, text) comes back as the shot's ``n_obs``
+    and ended the plan in a traceback that named neither the file nor the shot.
+    """
+    from ocd.services.shot_store import remaining_counts
+    from ocd.services.sqlite_errors import sqlite_problem
+
+    where = f"state database {state_db} ([shots] state_db)"
+    if state_db.is_dir():
+        raise ValueError(f"{where}: is a folder, not a file")
+    try:
+        counted = remaining_counts(state_db, shots)
+    except sqlite3.Error as exc:
+        raise ValueError(f"{where}: cannot read the remaining counts: {sqlite_problem(exc)}") from None
+    for shot in counted:
+        count = shot.n_obs
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{where}: shot {shot.shotid}: remaining count {count!r} is not "
+                             "a whole number >= 0")
+    return counted
+
+
+def _night_problem(night: str) -> str | None:
+    """Why ``night`` cannot be planned: its morning must be a date that can be written.
+
+    The plan's times are printed as dates; the night of 9999-12-31 ends in
+    the year 10000, which no date can hold.
+    """
+    try:
+        date.fromisoformat(night) + timedelta(days=1)
+    except OverflowError:
+        return (f"cannot plan the night of {night}: it ends after 9999-12-31, the last date "
+                "that can be written; give a date up to 9999-12-30")
+    return None
+
+
+def _inputs(config: Config) -> list[tuple[str, Path | str | None]]:
+    """The files the plan reads, which ``-o`` must never replace."""
+    return [("the shot list ([shots] shot_file)", config.get_path("shots", "shot_file")),
+            ("the state database ([shots] state_db)", config.get_path("shots", "state_db")),
+            *(("a configuration file (--config)", name) for name in config.files_read)]
+
+
+def _refused(args: argparse.Namespace, config: Config, night: str) -> str | None:
+    """One line when DATE or ``-o`` cannot be used, checked before the plan is made."""
+    problem = _night_problem(night)
+    if problem:
+        return f"ocd plan: {problem}"
+    if args.output is not None:
+        from ocd.services.night_plot import PictureError, check_picture_path
+
+        try:
+            check_picture_path(args.output, _inputs(config))
+        except PictureError as exc:
+            return f"ocd plan: -o/--output {exc}"
+    return None
+
+
 def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.services.nightlog import night_of
 
     night = args.date or night_of(time.time())
+    refused = _refused(args, config, night)
+    if refused:
+        print(refused, file=sys.stderr)
+        return EXIT_USAGE
     try:
         plan = make_plan(config, night)
     except ValueError as exc:
@@ -87,7 +155,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
     else:
         print(f"Night of {night} at the HET, on a clear sky")
         print(plan.format())
-    if args.output:
+    if args.output is not None:
         from ocd.services.night_plot import plot_plan
 
         written = plot_plan(plan, args.output, title=f"OCD plan, night of {night}: "

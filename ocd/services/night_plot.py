@@ -8,9 +8,11 @@ labelled with the observation number), with a legend; the x axis is UTC.
 
 from __future__ import annotations
 
+import io
+import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ocd.core.topics import BLOCKERS
 from ocd.services.nightlog import NightReport
@@ -27,6 +29,89 @@ OUTCOME_COLOURS = {"done": "tab:green", "failed": "tab:red", "lost": "tab:purple
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+#: The first 8 bytes of every PNG file: what an existing file must start with to be replaced.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class PictureError(ValueError):
+    """``-o FILE.png`` that must not be written; the message names the file and why."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+def check_picture_path(path: str | os.PathLike[str],
+                       inputs: Iterable[tuple[str, str | os.PathLike[str] | None]] = ()) -> Path:
+    """``path`` as the picture to write, or a :class:`PictureError` before any work is done.
+
+    ``-o`` replaces the file it names, so a slip on the command line (the
+    night log or the shot list after ``-o``) would destroy a record with a
+    picture, and a typo in a folder would make folders. Refused: an empty
+    name; a file among ``inputs`` (what the command reads: (description, path)),
+    even one not written yet; a folder; an existing regular file that is not
+    a PNG already; a folder that does not exist. A device (``/dev/null``) is
+    written to as it is.
+    """
+    if not os.fspath(path):
+        raise PictureError("", "is empty: give the FILE.png to write")
+    target = Path(path)
+    for what, source in inputs:
+        if source is not None and os.fspath(source) and _same_file(target, Path(source)):
+            raise PictureError(path, f"is {what}, which this command reads: not replaced by "
+                                     "a picture; give another FILE.png")
+    if target.is_dir():
+        raise PictureError(path, "is a folder: give a FILE.png in it")
+    if target.exists():
+        if target.is_file() and not _is_png(target):
+            raise PictureError(path, "exists and is not a PNG picture: not replaced; remove "
+                                     "it or give another FILE.png")
+        return target
+    folder = target.parent
+    if not folder.exists():
+        raise PictureError(path, f"its folder {folder} does not exist (no folder is made "
+                                 "for -o/--output)")
+    if not folder.is_dir():
+        raise PictureError(path, f"{folder} is not a folder")
+    return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same inode, or the same path once resolved."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def _is_png(path: Path) -> bool:
+    """Whether the file starts with the PNG signature (an unreadable file is not one)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
+        return False
+
+
+def _write_png(fig: Any, path: str | Path) -> Path:
+    """Render ``fig`` in memory, then write it to ``path``; returns the path.
+
+    Rendered first so that a failure of matplotlib leaves the file as it was;
+    a failure to write (a full disk, ``/dev/full``) is an ``OSError`` that
+    names the file (matplotlib's does not), which ``ocd.cli`` reports in one line.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    path = Path(path)
+    try:
+        with open(path, "wb") as file:
+            file.write(buffer.getvalue())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from None
+    return path
 
 
 def plot_night(report: NightReport, path: str | Path) -> Path:
@@ -102,10 +187,7 @@ def plot_night(report: NightReport, path: str | Path) -> Path:
                                    f"; SHADOW: agreement {comparison.agreement or 0:.0%} "
                                    "(olive: OCD would observe, nobody did)"))
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
-    return path
+    return _write_png(fig, path)
 
 
 PRIORITY_COLOURS = {1: "tab:red", 2: "tab:orange", 3: "tab:blue"}
@@ -153,7 +235,4 @@ def plot_plan(plan: "NightPlan", path: str | Path, title: str = "") -> Path:
     ax.set_title(title or f"OCD plan: {len(plan.shots)} shot(s), idle "
                  f"{plan.idle_seconds / 3600:.1f} h of {(dawn - dusk) / 3600:.1f} h dark")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI)
-    return path
+    return _write_png(fig, path)

@@ -27,16 +27,18 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from twisted.application.service import Service
 from twisted.logger import Logger
 
 from ocd.core.events import Event
 from ocd.core.topics import ArmingTransition, Blocker, ExecStatus, MachineName, ShotTransition, Topic
+from ocd.services.sqlite_errors import sqlite_problem
 
 log = Logger(namespace="ocd.night_log")
 
@@ -241,14 +243,105 @@ class NightLog(Service):
 # -- reading and reporting -------------------------------------------------------------
 
 
-def load_night(path: str | Path, night: str | None = None) -> tuple[str | None, list[dict]]:
-    """The rows of ``night`` (default: the night of the last row), in order."""
+class NightLogError(ValueError):
+    """A night log that cannot be read for a report; the message names the file and why."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"night log {path}: {problem}")
+
+
+#: The columns a report cannot do without (the others are read with ``.get``).
+REPORT_COLUMNS = ("id", "night", "time", "kind", "what")
+#: The times (epoch s, UTC years 1900 to 2199) a report reads: a row outside
+#: is damage, and a night that spans millennia breaks the timeline's axis.
+REPORT_TIMES = (datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp(),
+                datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp())
+
+
+@contextmanager
+def _reading(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A connection to read the night log at ``path`` for a report; every problem is named.
+
+    The one place a report opens a night log. ``mode=rw`` never creates the
+    file, and ``query_only`` keeps the report from writing; unlike
+    ``mode=ro`` it lets SQLite remove the ``-wal`` and ``-shm`` files it made
+    when the report was their last user (on a write-protected file SQLite
+    opens it read only by itself). A missing file is a
+    ``FileNotFoundError``; a folder, a file that is not SQLite, a truncated
+    one or one without the table and columns of a night log is a
+    :class:`NightLogError`.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no night log at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    if path.is_dir():
+        raise NightLogError(path, "is a folder, not a night log")
+    if not os.access(path, os.R_OK):
+        raise NightLogError(path, "cannot be read: permission denied")
+    if path.is_file() and path.stat().st_size == 0:
+        raise NightLogError(path, "is empty: not a night log")
     try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)
+    except sqlite3.Error as exc:
+        raise NightLogError(path, sqlite_problem(exc)) from None
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+        if not columns:
+            raise NightLogError(path, "not a night log: no table 'entries' (empty, or another "
+                                      "SQLite database)")
+        missing = [name for name in REPORT_COLUMNS if name not in columns]
+        if missing:
+            raise NightLogError(path, "not a night log: table 'entries' has no column "
+                                      + ", ".join(missing))
         conn.row_factory = sqlite3.Row
+        yield conn
+    except sqlite3.Error as exc:
+        raise NightLogError(path, sqlite_problem(exc)) from None
+    finally:
+        conn.close()
+
+
+def _checked_row(path: Path, row: sqlite3.Row) -> dict:
+    """``row`` as a dict whose values the report can use, or a NightLogError naming the row.
+
+    The report does arithmetic and dates on ``time`` and parses ``details``
+    as JSON: a hand-edited or damaged row would otherwise end the report in
+    a traceback.
+    """
+    entry = dict(row)
+    where = f"row id {entry.get('id')}"
+    try:
+        entry["time"] = float(entry["time"])
+    except (TypeError, ValueError):
+        entry["time"] = None
+    if entry["time"] is None or not REPORT_TIMES[0] <= entry["time"] < REPORT_TIMES[1]:
+        raise NightLogError(path, f"{where}: time {row['time']!r} is not a time in seconds "
+                                  "since 1970 from the years 1900 to 2199 (UTC)")
+    for name in ("night", "kind", "what", "shotid", "blockers", "outcome", "who", "reason"):
+        value = entry.get(name)
+        if value is not None and not isinstance(value, str):
+            entry[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) \
+                else str(value)
+    details = entry.get("details")
+    if details is not None:
+        try:
+            if not isinstance(json.loads(details), dict):
+                raise ValueError(details)
+        except (TypeError, ValueError):
+            raise NightLogError(path, f"{where}: details {details!r:.60} is not a JSON "
+                                      "object") from None
+    return entry
+
+
+def load_night(path: str | Path, night: str | None = None) -> tuple[str | None, list[dict]]:
+    """The rows of ``night`` (default: the night of the last row), in order, checked.
+
+    A missing file is a ``FileNotFoundError``, a damaged one a :class:`NightLogError`.
+    """
+    with _reading(path) as conn:
         if night is None:
             row = conn.execute("SELECT night FROM entries ORDER BY id DESC LIMIT 1").fetchone()
             if row is None:
@@ -256,17 +349,14 @@ def load_night(path: str | Path, night: str | None = None) -> tuple[str | None, 
             night = row["night"]
         rows = conn.execute("SELECT * FROM entries WHERE night = ? ORDER BY id",
                             (night,)).fetchall()
-        return night, [dict(r) for r in rows]
-    finally:
-        conn.close()
+        return night, [_checked_row(Path(path), r) for r in rows]
 
 
 def nights_in(path: str | Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in conn.execute("SELECT DISTINCT night FROM entries ORDER BY night")]
-    finally:
-        conn.close()
+    """The nights in the log, in order (for a report that found nothing on the one asked)."""
+    with _reading(path) as conn:
+        return [str(r[0]) for r in conn.execute(
+            "SELECT DISTINCT night FROM entries WHERE night IS NOT NULL ORDER BY night")]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from twisted.logger import Logger
 
 from ocd.core.shots import Shot
+from ocd.services.sqlite_errors import sqlite_problem
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shots (
@@ -60,21 +61,6 @@ class StateDbError(Exception):
         super().__init__(f"state database {path}: {problem}")
         self.path = path
         self.problem = problem
-
-
-def _problem(exc: BaseException) -> str:
-    """The words of an sqlite3 or OS error, as a person can act on them."""
-    text = str(exc) or type(exc).__name__
-    lowered = text.lower()
-    if "not a database" in lowered:
-        return f"not an SQLite database (garbage or another kind of file): {text}"
-    if "malformed" in lowered:
-        return f"corrupt or truncated: {text}"
-    if "readonly" in lowered or "read-only" in lowered:
-        return f"read-only (file, folder or file system): {text}"
-    if "disk is full" in lowered or "no space" in lowered:
-        return f"disk full: {text}"
-    return text
 
 
 def _why_not_writable(path: str) -> str | None:
@@ -143,7 +129,7 @@ class ShotStore:
         except (sqlite3.Error, OSError) as exc:
             if db is not None:
                 db.close()
-            raise StateDbError(path, _why_not_writable(path) or _problem(exc)) from None
+            raise StateDbError(path, _why_not_writable(path) or sqlite_problem(exc)) from None
         return db
 
     @staticmethod
@@ -170,7 +156,7 @@ class ShotStore:
                     self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StateDbError(self.path, f"cannot write {what}: {_problem(exc)}") from None
+            raise StateDbError(self.path, f"cannot write {what}: {sqlite_problem(exc)}") from None
 
     def _write(self, what: str, statements: list[tuple[str, Any]]) -> None:
         """Run ``statements`` in one transaction; a failure is a StateDbError."""
@@ -197,7 +183,7 @@ class ShotStore:
                     "SELECT shotid, file_n_obs, remaining, present FROM shots")
             }
         except sqlite3.Error as exc:
-            raise StateDbError(self.path, f"cannot read the remaining counts: {_problem(exc)}") from None
+            raise StateDbError(self.path, f"cannot read the remaining counts: {sqlite_problem(exc)}") from None
         inserts: list[tuple[str, int, int]] = []
         updates: list[tuple[int, int, str]] = []
         back: list[tuple[str]] = []
@@ -248,7 +234,7 @@ class ShotStore:
                                    (shotid,)).fetchone()
         except sqlite3.Error as exc:
             raise StateDbError(self.path, f"cannot read the remaining count of {shotid}: "
-                               f"{_problem(exc)}") from None
+                               f"{sqlite_problem(exc)}") from None
         return 0 if row is None else int(row[0])
 
     def count_down(self, shotid: str) -> int:
@@ -296,7 +282,7 @@ class ShotStore:
             row = self._db.execute(
                 f"SELECT {', '.join(_RUNNING_KEYS)} FROM running WHERE id = 1").fetchone()
         except sqlite3.Error as exc:
-            raise StateDbError(self.path, f"cannot read the running shot: {_problem(exc)}") from None
+            raise StateDbError(self.path, f"cannot read the running shot: {sqlite_problem(exc)}") from None
         if row is None:
             return None
         return dict(zip(_RUNNING_KEYS, row))
