@@ -270,6 +270,11 @@ def _damage_state_db(path: Path, kind: str) -> None:
             return
         path.unlink()
         conn = sqlite3.connect(path)  # a hand-made table: no NOT NULL to stop the damage
+        if kind == "wrong columns":  # read as "nothing observed yet", it planned done shots
+            conn.execute("CREATE TABLE shots (shotid TEXT, left INTEGER)")
+            conn.commit()
+            conn.close()
+            return
         conn.execute("CREATE TABLE shots (shotid TEXT, file_n_obs INTEGER, remaining INTEGER)")
         conn.execute("INSERT INTO shots VALUES ('DEX00002', 1, ?)",
                      (None if kind == "NULL remaining" else "abc",))
@@ -282,6 +287,7 @@ def _damage_state_db(path: Path, kind: str) -> None:
     ("text", "not an SQLite database"),
     ("random", "not an SQLite database"),
     ("truncated", "corrupt or truncated"),
+    ("wrong columns", "cannot read the remaining counts: no such column"),
     ("NULL remaining", "shot DEX00002: remaining count None"),
     ("text remaining", "shot DEX00002: remaining count 'abc'"),
 ])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import time
 from datetime import date, timedelta
@@ -78,21 +77,20 @@ def make_plan(config: Config, night: str) -> Any:
 def _remaining(state_db: Path, shots: list[Any]) -> list[Any]:
     """``shots`` with the remaining counts of ``state_db``, or a ValueError naming the file.
 
-    :func:`ocd.services.shot_store.remaining_counts` reads the file as it
-    is: a folder or a damaged file ends there in an sqlite3 error, and a
-    count that is not one (NULL, text) comes back as the shot's ``n_obs``
-    and ended the plan in a traceback that named neither the file nor the shot.
+    :func:`ocd.services.shot_store.remaining_counts` names a file it cannot
+    read (:class:`StateDbError`); a count that is not one (NULL, text) comes
+    back as the shot's ``n_obs`` and ended the plan in a traceback that named
+    neither the file nor the shot.
     """
-    from ocd.services.shot_store import remaining_counts
-    from ocd.services.sqlite_errors import sqlite_problem
+    from ocd.services.shot_store import StateDbError, remaining_counts
 
     where = f"state database {state_db} ([shots] state_db)"
     if state_db.is_dir():
         raise ValueError(f"{where}: is a folder, not a file")
     try:
         counted = remaining_counts(state_db, shots)
-    except sqlite3.Error as exc:
-        raise ValueError(f"{where}: cannot read the remaining counts: {sqlite_problem(exc)}") from None
+    except StateDbError as exc:
+        raise ValueError(f"{where}: {exc.problem}") from None
     for shot in counted:
         count = shot.n_obs
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:

@@ -297,15 +297,24 @@ def remaining_counts(path: str | os.PathLike[str], shots: list[Shot]) -> list[Sh
     The same rule as :meth:`ShotStore.sync` (a changed ``n_obs`` in the file
     wins; a shot the database does not know has its file count) without
     writing anything: for ``ocd plan``, which must not touch a running OCD's
-    state. A missing file means nothing observed yet.
+    state. A missing file, or one without the table yet, means nothing
+    observed yet; any other problem (a folder, not SQLite, a ``shots`` table
+    without its columns) is a :class:`StateDbError`, never "nothing
+    observed", which would plan the shots already done again.
     """
     if not os.path.exists(path):
         return list(shots)
-    db = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
+    try:
+        db = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StateDbError(os.fspath(path), sqlite_problem(exc)) from None
     try:
         stored = {row[0]: (row[1], row[2])
                   for row in db.execute("SELECT shotid, file_n_obs, remaining FROM shots")}
-    except sqlite3.OperationalError:  # a new, empty file: no table yet
+    except sqlite3.Error as exc:
+        if str(exc) != "no such table: shots":  # a new, empty file has no table yet
+            raise StateDbError(os.fspath(path), "cannot read the remaining counts: "
+                                                f"{sqlite_problem(exc)}") from None
         stored = {}
     finally:
         db.close()
