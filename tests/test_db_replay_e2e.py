@@ -252,3 +252,12 @@ def test_the_replay_warns_when_the_main_loop_stops_answering():
     texts = [e["log_format"] for e in seen if e.get("log_namespace") == "ocd.db_replay"]
     assert sum("stopped answering" in t for t in texts) == 1  # warned once, not per check
     assert sum("answers again" in t for t in texts) == 1
+
+
+def test_a_remaining_time_too_long_to_show_is_said_in_words():
+    """--speedup 1e-308 made each progress report raise OverflowError (int of inf)."""
+    from ocd.commands.db_replay import _duration
+
+    assert _duration(3725) == "1:02:05"
+    for endless in (1e308, float("inf"), float("nan")):
+        assert _duration(endless) == "more than a century"

@@ -34,8 +34,14 @@ def _clock_text(t: float | None) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
 
 
+#: Remaining times beyond this (a --speedup of 1e-300) are not worth a number.
+LONGEST_SHOWN = 100 * 365.25 * 86400.0
+
+
 def _duration(seconds: float) -> str:
     """``1:02:03`` or ``2:03``: a remaining time as a person reads it."""
+    if not seconds <= LONGEST_SHOWN:  # also inf and nan: int() of them raised every report
+        return "more than a century"
     whole = int(round(seconds))
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)

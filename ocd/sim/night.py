@@ -15,9 +15,11 @@ import functools
 import hashlib
 import heapq
 import json
+import math
 import os
 import random
 import sqlite3
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date as Date, datetime, timezone
@@ -26,9 +28,11 @@ from typing import Any, Iterator
 
 from ocd.sim import DEFAULT_DATE  # noqa: F401  (re-exported: the one default)
 from ocd.sim.cache import cache_dir
+from ocd.sim.limits import MAX_EVENTS, MAX_HOURS
 
 #: Bump when the generator's output changes, so cached files are rebuilt.
 GENERATOR_VERSION = 1
+
 
 SCHEMA = """
 CREATE TABLE events (
@@ -282,21 +286,10 @@ def generate_night(
     0 means none; ``bad_weather_at`` is hours after the start.
     """
     began = time.perf_counter()
-    if start is None or (end is None and hours is None):
-        sunset, sunrise = night_span(date)
-        start = sunset if start is None else start
-        end = sunrise if end is None and hours is None else end
-    if end is None:
-        end = start + float(hours) * 3600.0  # type: ignore[arg-type]
-    if not end > start:
-        raise ValueError(f"the night must end after it starts ({start} >= {end})")
-    for name, value in (("heartbeat_hz", heartbeat_hz), ("pointing_hz", pointing_hz),
-                        ("weather_interval", weather_interval), ("shutter_interval", shutter_interval)):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, not {value}")
+    start, end = night_bounds(date, hours, start, end)
     lo, hi = metrology_interval
-    if not 0 < lo <= hi:
-        raise ValueError(f"metrology_interval must be 0 < low <= high, not {metrology_interval}")
+    check_night(start, end, heartbeat_hz, pointing_hz, (lo, hi), weather_interval,
+                shutter_interval, bad_weather_minutes, bad_weather_at)
     plan = plan_night(seed, start, end, bad_weather_minutes, bad_weather_at)
     streams = [
         _heartbeats(plan, heartbeat_hz, seed), _pointing(plan, pointing_hz, seed),
@@ -304,14 +297,122 @@ def generate_night(
         _weather(plan, weather_interval, seed), _shutter(plan, shutter_interval, seed),
     ]
     path = Path(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)
     counts: dict[str, int] = {}
-    total = _write(partial, heapq.merge(*streams, key=lambda row: row[0]), counts)
-    os.replace(partial, path)
+    try:
+        try:
+            total = _write(partial, heapq.merge(*streams, key=lambda row: row[0]), counts)
+        except sqlite3.Error as exc:
+            # SQLite's "unable to open database file" names no file: say which.
+            raise OSError(0, f"cannot write a database there ({exc})", str(path)) from None
+        check_replaceable(path)  # it may have appeared while the night was written
+        os.replace(partial, path)
+    except BaseException:
+        # Refused, failed or interrupted: no half-written night is left behind.
+        partial.unlink(missing_ok=True)
+        raise
     return NightSummary(path, seed, start, end, total, counts, plan.shutter_open, plan.bad_weather,
                         time.perf_counter() - began)
+
+
+def night_bounds(date: str | Date, hours: float | None, start: float | None,
+                 end: float | None) -> tuple[float, float]:
+    """Start and end (epoch s) of the night :func:`generate_night` writes.
+
+    Sunset to sunrise of ``date`` unless ``start``/``end`` or ``hours`` (from
+    sunset, or from ``start``) say otherwise. Apart so that ``ocd
+    sample_night`` checks the very night it would write before writing it.
+    """
+    if start is None or (end is None and hours is None):
+        sunset, sunrise = night_span(date)
+        start = sunset if start is None else start
+        end = sunrise if end is None and hours is None else end
+    if end is None:
+        end = start + float(hours) * 3600.0  # type: ignore[arg-type]
+    return start, end
+
+
+def worst_case_events(seconds: float, heartbeat_hz: float, pointing_hz: float,
+                      metrology_low: float, weather_interval: float,
+                      shutter_interval: float) -> float:
+    """The most events a night of ``seconds`` can have at these rates.
+
+    As if the telescope tracked all night (pointing and metrology run only
+    while it tracks), plus a margin for the shutter's changes and the ends of
+    tracks: an upper bound that needs no plan, so it is known before writing.
+    """
+    per_second = (heartbeat_hz + pointing_hz + 2.0 / metrology_low + 1.0 / weather_interval
+                  + 1.0 / shutter_interval)
+    return seconds * per_second + seconds / 600.0 + 100.0
+
+
+def check_night(start: float, end: float, heartbeat_hz: float, pointing_hz: float,
+                metrology_interval: tuple[float, float], weather_interval: float,
+                shutter_interval: float, bad_weather_minutes: float | None = None,
+                bad_weather_at: float | None = None) -> None:
+    """Raise ValueError for a night that cannot be written, before anything is.
+
+    A night without end (or of a billion events) ran until the memory or the
+    disk was full, and a time past year 9999 failed half-way, after the file
+    was started: every bound is checked here, first.
+    """
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ValueError(f"the night's start and end must be finite, not {start} and {end}")
+    if not end > start:
+        raise ValueError(f"the night must end after it starts ({start} >= {end})")
+    if end - start > MAX_HOURS * 3600.0:
+        raise ValueError(f"the night is {(end - start) / 3600:.4g} h long: at most {MAX_HOURS:g} h")
+    for moment in (start, end):
+        try:
+            _iso(moment)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"the night's time {moment} is not a date (years 1 to 9999)") from None
+    for name, value in (("heartbeat_hz", heartbeat_hz), ("pointing_hz", pointing_hz),
+                        ("weather_interval", weather_interval), ("shutter_interval", shutter_interval)):
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be positive and finite, not {value}")
+    lo, hi = metrology_interval
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise ValueError(f"metrology_interval must be 0 < low <= high, finite, not {metrology_interval}")
+    events = worst_case_events(end - start, heartbeat_hz, pointing_hz, lo, weather_interval,
+                               shutter_interval)
+    if events > MAX_EVENTS:
+        raise ValueError(f"the night would have up to {events:.3g} events: at most {MAX_EVENTS}")
+    if bad_weather_minutes is not None and not (bad_weather_minutes >= 0
+                                                and math.isfinite(bad_weather_minutes)):
+        raise ValueError(f"bad_weather_minutes must be >= 0 and finite, not {bad_weather_minutes}")
+    if bad_weather_at is not None and not 0 <= bad_weather_at * 3600.0 < end - start:
+        raise ValueError(f"bad_weather_at {bad_weather_at} h is not within the night "
+                         f"({(end - start) / 3600:.4g} h)")
+
+
+def check_replaceable(path: Path) -> None:
+    """Raise OSError unless ``path`` is missing or a regular file.
+
+    The night is written aside and renamed onto ``path``: a rename replaces
+    whatever is there, and as root it replaced the device /dev/full with a
+    database. Only a regular file (or a link to one) may be replaced.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:  # nothing there (or a link to nothing): nothing is lost
+        return
+    if not stat.S_ISREG(mode):
+        raise OSError(0, f"is {file_kind(mode)}, not a regular file: only a regular file "
+                         "is replaced", str(path))
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, as a person says it."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _write(path: Path, rows: Iterator[Row], counts: dict[str, int]) -> int:
