@@ -54,29 +54,48 @@ def _nonneg(getter: Callable[[Options, str, str], float]) -> Callable[[Options, 
     return check
 
 
-def _positive(getter: Callable[[Options, str, str], float]) -> Callable[[Options, str, str], float]:
-    def check(config: Options, section: str, option: str) -> float:
-        value = getter(config, section, option)
-        if value <= 0:
-            raise ConfigError(
-                f"{config.where(section, option, config.raw(section, option))}: expected a value > 0"
-            )
-        return value
+def _between(low: float, high: float, unit: str, low_open: bool = False,
+             zero_too: bool = False) -> Callable[[Options, str, str], float]:
+    """A finite float from ``low`` to ``high`` (``low`` itself excluded if ``low_open``;
+    0 also allowed if ``zero_too``: "no check").
 
-    return check
-
-
-def _at_least(minimum: float, why: str) -> Callable[[Options, str, str], float]:
-    """A float of at least ``minimum`` (``why`` says what a smaller one would do)."""
+    Every number OCD waits on, compares with or divides by has a range it
+    can work in: a timeout of 1e308 never fires, one of 1e-308 fires at once,
+    a negative threshold blocks for ever, and some overflow deep inside a
+    decision (seen: every heartbeat dropped, every decision failing). They
+    are refused at start and in a live update instead.
+    """
     def check(config: Options, section: str, option: str) -> float:
         value = config.get_float(section, option)
-        if not value >= minimum:
-            raise ConfigError(f"{config.where(section, option, config.raw(section, option))}: expected a value "
-                              f">= {minimum:g} ({why})")
+        if zero_too and value == 0:
+            return value
+        above = value > low if low_open else value >= low
+        if not (above and value <= high):
+            lowest = f"above {low:g}" if low_open else f"{low:g}"
+            zero = " (or 0: no check)" if zero_too else ""
+            raise ConfigError(f"{config.where(section, option, config.raw(section, option))}: "
+                              f"expected {lowest} to {high:g} {unit}{zero}")
         return value
 
+    check.accepts = (f"{'above ' if low_open else ''}{low:g} to {high:g}"  # type: ignore[attr-defined]
+                     + (", or 0" if zero_too else ""))
     return check
 
+
+DAY = 86400.0
+
+
+def _int_between(low: int, high: int) -> Callable[[Options, str, str], int]:
+    """An integer from ``low`` to ``high`` (an observation number fits the table's INT)."""
+    def check(config: Options, section: str, option: str) -> int:
+        value = config.get_int(section, option)
+        if not low <= value <= high:
+            raise ConfigError(f"{config.where(section, option, config.raw(section, option))}: "
+                              f"expected an integer from {low} to {high}")
+        return value
+
+    check.accepts = f"{low} to {high}"  # type: ignore[attr-defined]
+    return check
 
 # MAX_EXPTIME (one day) bounds ``[run_shot] exptimes``: beyond it a value is a
 # typo or an attack (``1e300``), and deadlines built on it overflow. The same
@@ -104,10 +123,23 @@ SHOT_PLACEHOLDERS: tuple[str, ...] = (
 SHUFFLE_PLACEHOLDERS: tuple[str, ...] = ("shotid", "QIFU", "track", "track_initial", "track_name")
 
 
-def template_fields(template: str) -> list[str]:
-    """The placeholder names of a ``str.format`` template (``{a.b[0]:07d}`` -> ``a``).
+#: A value of each placeholder's type, as a shot fills it in: a template is
+#: formatted with them at start, so that a format spec or conversion that
+#: cannot work (``{shotid:d}``, ``{ra!z}``) fails there, not in every shot.
+SAMPLE_VALUES: dict[str, Any] = {
+    "shotid": "DEX00001", "obs_number": 1, "ra": 150.25, "dec": 50.5, "azimuth": 180.0,
+    "track": 0, "track_name": "EAST", "track_initial": "E", "exposure": 1, "seconds": 360.0,
+    "exp01": 360.0, "exp02": 360.0, "exp03": 360.0, "dither_with_probes": "yes",
+    "switch": "-x", "command": "x", "QIFU": "047",
+}
 
-    Raises :class:`ValueError` for a template that cannot be parsed (a lone brace).
+
+def template_fields(template: str) -> list[str]:
+    """The placeholder names of a ``str.format`` template (``{obs_number:07d}`` -> ``obs_number``).
+
+    Raises :class:`ValueError` for a template that cannot be parsed (a lone
+    brace), a positional placeholder, or one that reaches into an attribute
+    or an index (``{ra.__class__}``).
     """
     names = []
     for _text, field_name, _spec, _conversion in string.Formatter().parse(template):
@@ -116,6 +148,8 @@ def template_fields(template: str) -> list[str]:
         root = re.split(r"[.\[]", field_name, maxsplit=1)[0]
         if not root or root.isdigit():
             raise ValueError(f"positional placeholder {{{field_name}}}: use a name")
+        if root != field_name:  # {ra.__class__}, {shotid[0]}: reaches into Python objects
+            raise ValueError(f"placeholder {{{field_name}}}: only names, no attribute or index")
         names.append(root)
     return names
 
@@ -142,6 +176,12 @@ def _template(known: tuple[str, ...], command: bool) -> Callable[[Options, str, 
                     f"{config.where(section, option, config.raw(section, option))}: unknown "
                     f"placeholder {{{unknown[0]}}}; known: "
                     + " ".join("{" + k + "}" for k in known))
+            try:
+                word.format(**{name: SAMPLE_VALUES[name] for name in known})
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                raise ConfigError(
+                    f"{config.where(section, option, config.raw(section, option))}: "
+                    f"bad template {word!r}: {exc}") from None
         return value
 
     return check
@@ -174,6 +214,11 @@ def _COMMAND(config: Options, section: str, option: str) -> list[str]:
 _POS_INT = _nonneg(_INT)
 
 
+def accepts(section: str, option: str) -> str:
+    """The range an option's check accepts, for the docs' table ("0.1 to 600"), or ""."""
+    return getattr(OPTION_TYPES.get((section, option)), "accepts", "")
+
+
 def _PORT(config: Options, section: str, option: str) -> int:
     """A TCP port a client connects to or Docker maps: 1 to 65535."""
     value = config.get_int(section, option)
@@ -181,8 +226,9 @@ def _PORT(config: Options, section: str, option: str) -> int:
         raise ConfigError(f"{config.where(section, option, config.raw(section, option))}: "
                           "expected a TCP port, 1 to 65535")
     return value
-_POS_FLOAT = _nonneg(_FLOAT)
-_GT0_FLOAT = _positive(_FLOAT)
+
+
+_PORT.accepts = "1 to 65535"  # type: ignore[attr-defined]
 
 
 def _nonempty(config: Options, section: str, option: str) -> str:
@@ -200,8 +246,8 @@ def _mock_time(config: Options, section: str, option: str) -> float | None:
 #: The type of every option that has one: checked at start (``Config.load``)
 #: and for every live update (``ocd config send``), whichever command loads it.
 OPTION_TYPES: dict[tuple[str, str], Callable[[Options, str, str], Any]] = {
-    ("general", "alert_after"): _POS_FLOAT,
-    ("general", "alert_every"): _POS_FLOAT,
+    ("general", "alert_after"): _between(0, DAY, "s"),
+    ("general", "alert_every"): _between(0, DAY, "s"),
     ("general", "log_level"): _choice("debug", "info", "warn", "error", "critical"),
     ("general", "json_log_level"): _choice("debug", "info", "warn", "error", "critical"),
     ("general", "alert_command"): _COMMAND,
@@ -224,41 +270,41 @@ OPTION_TYPES: dict[tuple[str, str], Callable[[Options, str, str], Any]] = {
     ("run_shot", "dither_command"): _template(SHOT_PLACEHOLDERS, True),
     ("paths", "shuffle_conf_template"): _template(SHUFFLE_PLACEHOLDERS, False),
     ("paths", "data_dir"): _template(SHOT_PLACEHOLDERS, False),
-    ("run_shot", "syscmd_timeout"): _GT0_FLOAT,
-    ("run_shot", "dither_timeout"): _GT0_FLOAT,
-    ("run_shot", "kill_grace"): _POS_FLOAT,
-    ("run_shot", "last_write_quiet"): _POS_FLOAT,
-    ("run_shot", "last_write_timeout"): _POS_FLOAT,
-    ("db_replay", "progress_interval"): _POS_FLOAT,
+    ("run_shot", "syscmd_timeout"): _between(0.1, DAY, "s"),
+    ("run_shot", "dither_timeout"): _between(0.1, 2 * DAY, "s"),
+    ("run_shot", "kill_grace"): _between(0, 600, "s"),
+    ("run_shot", "last_write_quiet"): _between(0, 3600, "s"),
+    ("run_shot", "last_write_timeout"): _between(0, DAY, "s"),
+    ("db_replay", "progress_interval"): _between(0, DAY, "s"),
     ("docker_mysql", "port"): _PORT,
-    ("docker_mysql", "start_timeout"): _POS_FLOAT,
+    ("docker_mysql", "start_timeout"): _between(0, DAY, "s"),
     ("docker_mysql", "image"): _nonempty,
     ("database", "backend"): _choice("mysql", "sqlite"),
     ("database", "port"): _PORT,
-    ("database", "first_obsnum"): _INT,
-    ("database", "timeout"): _POS_FLOAT,
-    ("decision", "tcs_timeout"): _POS_FLOAT,
-    ("decision", "weather_timeout"): _POS_FLOAT,
-    ("decision", "max_humidity"): _FLOAT,
-    ("decision", "max_wind"): _FLOAT,
+    ("database", "first_obsnum"): _int_between(0, 2**31 - 1),
+    ("database", "timeout"): _between(0, 3600, "s", low_open=True),
+    ("decision", "tcs_timeout"): _between(0, DAY, "s", low_open=True),
+    ("decision", "weather_timeout"): _between(0, DAY, "s", low_open=True),
+    ("decision", "max_humidity"): _between(0, 100, "%"),
+    ("decision", "max_wind"): _between(0, 100, "m/s"),
     ("decision", "require_shutter"): _BOOL,
-    ("decision", "fwhm_window"): _POS_FLOAT,
-    ("decision", "max_fwhm"): _POS_FLOAT,
-    ("decision", "default_fwhm"): _POS_FLOAT,
-    ("decision", "min_transparency"): _FLOAT,
-    ("decision", "default_transparency"): _FLOAT,
-    ("decision", "report_interval"): _GT0_FLOAT,
-    ("decision", "decide_interval"): _at_least(
-        0.1, "the timer would spin; ocd plan steps the night by it"),
-    ("decision", "shot_grace"): _POS_FLOAT,
-    ("scheduler", "max_sun_alt"): _FLOAT,
-    ("scheduler", "half_width"): _POS_FLOAT,
-    ("scheduler", "overhead"): _POS_FLOAT,
-    ("scheduler", "lookahead"): _POS_FLOAT,
+    ("decision", "fwhm_window"): _between(0, 3600, "s", low_open=True),
+    ("decision", "max_fwhm"): _between(0, 20, "arcsec", low_open=True),
+    ("decision", "default_fwhm"): _between(0, 20, "arcsec", low_open=True),
+    ("decision", "min_transparency"): _between(0, 1, "(a fraction)"),
+    ("decision", "default_transparency"): _between(0, 1, "(a fraction)"),
+    ("decision", "report_interval"): _between(0, 3600, "s", low_open=True),
+    ("decision", "decide_interval"): _between(0.1, 600, "s (below, the timer would spin and "
+                                                       "ocd plan step the night for minutes)"),
+    ("decision", "shot_grace"): _between(0, DAY, "s"),
+    ("scheduler", "max_sun_alt"): _between(-90, 90, "deg"),
+    ("scheduler", "half_width"): _between(0, 90, "deg", low_open=True),
+    ("scheduler", "overhead"): _between(0, DAY, "s"),
+    ("scheduler", "lookahead"): _between(0, 2 * DAY, "s"),
     ("dates", "clock"): _choice("tcs", "system"),
     ("dates", "mock_time"): _mock_time,
-    ("dates", "max_time_offset"): _POS_FLOAT,
-    ("topics", "heartbeat_interval"): _GT0_FLOAT,
+    ("dates", "max_time_offset"): _between(60, 100 * 365.25 * DAY, "s", zero_too=True),
+    ("topics", "heartbeat_interval"): _between(0.01, 3600, "s"),
     ("status", "endpoint"): lambda c, s, o: _status_endpoint(c.get_str(s, o)),
 }
 

@@ -159,8 +159,28 @@ def test_unknown_override_is_an_error_naming_it(section, option, words):
         ("general", "log_level", "loud", "one of"),
         ("dates", "clock", "sundial", "one of"),
         # a 1 ms timer spins, and ocd plan stepped the night by it for minutes
-        ("decision", "decide_interval", "1e-3", ">= 0.1 (the timer would spin"),
-        ("decision", "decide_interval", "0", ">= 0.1"),
+        ("decision", "decide_interval", "1e-3", "expected 0.1 to 600 s (below, the timer would spin"),
+        ("decision", "decide_interval", "0", "expected 0.1 to 600 s"),
+        # numbers OCD waits on or compares with: each in a range it works in
+        # (1e308 never fires, 1e-308 fires at once or overflowed a decision)
+        ("run_shot", "kill_grace", "1e308", "expected 0 to 600 s"),
+        ("run_shot", "syscmd_timeout", "1e-308", "expected 0.1 to 86400 s"),
+        ("topics", "heartbeat_interval", "1e-308", "expected 0.01 to 3600 s"),
+        ("dates", "max_time_offset", "1e-308", "expected 60 to 3.15576e+09 s (or 0: no check)"),
+        ("decision", "tcs_timeout", "0", "expected above 0 to 86400 s"),
+        ("decision", "max_wind", "1e308", "expected 0 to 100 m/s"),
+        ("decision", "max_humidity", "-1", "expected 0 to 100 %"),
+        ("scheduler", "half_width", "1e308", "expected above 0 to 90 deg"),
+        ("database", "first_obsnum", str(10**30), "expected an integer from 0 to 2147483647"),
+        ("database", "timeout", "1e308", "expected above 0 to 3600 s"),
+        ("urls", "ocd_config", "tcp://127.0.0.1:99999", "port 99999 is not 1 to 65535"),
+        ("dates", "mock_time", "1e308", "is not a time from 1970 to 2199"),
+        # a template that cannot be filled failed every shot of the night (and
+        # disarmed OCD); a format spec or conversion is tried at start
+        ("run_shot", "dither_command", "hetdex-dither.py {shotid:d}", "Unknown format code 'd'"),
+        ("run_shot", "syscmd_command", "syscmd {ra!z}", "Unknown conversion specifier z"),
+        ("paths", "data_dir", "/data/{shotid:d}", "Unknown format code 'd'"),
+        ("run_shot", "dither_command", "x {ra.__class__}", "only names, no attribute or index"),
     ],
 )
 def test_bad_value_names_file_section_option_and_value(tmp_path, section, option, value, kind):
@@ -379,6 +399,6 @@ print("main loop imported:", "ocd.services.main_loop" in sys.modules)
     lines = done.stdout.splitlines()
     assert lines[-1] == "main loop imported: False"
     assert [line.split(":")[0] for line in lines[:-1]] == ["refused"] * 3, lines
-    assert "max_time_offset" in lines[0] and "expected a value >= 0" in lines[0]
+    assert "max_time_offset" in lines[0] and "expected 60 to" in lines[0]
     assert "mock_time" in lines[1] and "ISO 8601 or epoch seconds" in lines[1]
-    assert "heartbeat_interval" in lines[2] and "expected a value > 0" in lines[2]
+    assert "heartbeat_interval" in lines[2] and "expected 0.01 to 3600 s" in lines[2]

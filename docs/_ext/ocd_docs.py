@@ -81,6 +81,7 @@ def rst_text(text: str) -> str:
 
 def config_tables_rst(underline: str = "~") -> list[str]:
     from ocd.config import master_text
+    from ocd.config_checks import accepts
     from ocd.config_docs import parse_option_docs
 
     docs = parse_option_docs(master_text())
@@ -111,7 +112,9 @@ def config_tables_rst(underline: str = "~") -> list[str]:
             lines += [
                 f"   * - ``{doc.option}``",
                 f"     - {default}",
-                f"     - {rst_text(doc.unit)}",
+                f"     - {rst_text(doc.unit)}"
+                + (f" ({accepts(doc.section, doc.option)})" if accepts(doc.section, doc.option)
+                   else ""),
                 f"     - {'yes' if doc.live else 'no'}",
                 f"     - {rst_text(doc.help)}",
             ]

@@ -46,12 +46,21 @@ DEFAULT_JUMP_TOLERANCE = 60.0
 MOCK_TIME_KIND = "ISO 8601 or epoch seconds"
 
 
+#: The times ``[dates] mock_time`` may set (epoch s): 1970 to the end of
+#: 2199. OCD turns its time into a night's date and the Sun's place; 1e308 or
+#: year 1 failed on every decision (and wrote a night log of no night).
+MOCK_TIME_RANGE = (0.0, 7258118400.0)
+
+
 def parse_mock_time(text: str) -> float | None:
     """``[dates] mock_time``: empty -> None, else epoch seconds (ValueError if bad)."""
     text = text.strip()
     if not text:
         return None
-    return parse_time(text)
+    value = parse_time(text)
+    if not MOCK_TIME_RANGE[0] <= value < MOCK_TIME_RANGE[1]:
+        raise ValueError(f"{text!r} is not a time from 1970 to 2199")
+    return value
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Callable, Mapping
@@ -217,12 +218,82 @@ def parse_shot_text(text: str, name: str = "<text>") -> list[Shot]:
     return shots
 
 
-def parse_shot_file(path: str | os.PathLike[str]) -> list[Shot]:
-    """Read and parse ``path``; any problem is a :class:`ShotListError`."""
+#: The largest shot file read, in bytes. A real shot list is a few kilobytes
+#: to a few hundred; the bound is there so that a wrong path (``/dev/zero``,
+#: a log file, a disk image) is refused at once instead of being read until
+#: memory runs out, with the reactor (and so SIGTERM) blocked meanwhile.
+MAX_SHOT_FILE_BYTES = 16 * 1024 * 1024
+
+#: What a path that is not a regular file is, for the message that refuses it.
+_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "is a folder"),
+    (stat.S_ISFIFO, "is a FIFO"),
+    (stat.S_ISCHR, "is a character device"),
+    (stat.S_ISBLK, "is a block device"),
+    (stat.S_ISSOCK, "is a socket"),
+)
+
+
+def _size_text(size: int) -> str:
+    """``16 MB`` rather than ``16777216 bytes``, where it is whole."""
+    mb = 1024 * 1024
+    return f"{size // mb} MB" if size >= mb and size % mb == 0 else f"{size} bytes"
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of ``mode`` is no shot file (None: a regular file).
+
+    Only a regular file has an end that comes: a FIFO blocks its reader (at
+    ``open`` even) until a writer comes, and a character device such as
+    ``/dev/zero`` or ``/dev/full`` never ends.
+    """
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in _KINDS:
+        if test(mode):
+            return f"{kind}, not a regular file"
+    return "is not a regular file"
+
+
+def _check_kind(name: str, mode: int, size: int, limit: int) -> None:
+    """Refuse what is not a regular file, or is larger than ``limit`` bytes."""
+    why = _not_regular(mode)
+    if why is None and size > limit:
+        why = f"is larger than {_size_text(limit)} ({size} bytes); not a shot list"
+    if why is not None:
+        raise ShotListError(f"{name}: {why}", name)
+
+
+def _read_bytes(name: str, limit: int) -> bytes:
+    """The bytes of the regular file ``name``, at most ``limit`` of them.
+
+    The path is looked at before it is opened, so that a FIFO is never
+    opened (that would wait for a writer); it is opened non-blocking and
+    looked at again through the open file, in case it was replaced in
+    between. At most ``limit + 1`` bytes are read, so that a file that grew
+    after the look, or whose size says nothing (``/proc``), is still refused.
+    """
+    info = os.stat(name)
+    _check_kind(name, info.st_mode, info.st_size, limit)
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        _check_kind(name, info.st_mode, info.st_size, limit)
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ShotListError(f"{name}: is larger than {_size_text(limit)}; not a shot list", name)
+    return raw
+
+
+def parse_shot_file(path: str | os.PathLike[str], limit: int = MAX_SHOT_FILE_BYTES) -> list[Shot]:
+    """Read and parse ``path``; any problem is a :class:`ShotListError`.
+
+    Only a regular file of at most ``limit`` bytes is read (see
+    :func:`_read_bytes`): anything else is refused like a bad line.
+    """
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
+        raw = _read_bytes(name, limit)
     except OSError as exc:
         raise ShotListError(f"{name}: cannot read the shot list: {exc.strerror or exc}", name) from None
     try:

@@ -27,7 +27,7 @@ REFUSED = [
     ("run_shot", "exptimes", "nan nan nan", "three finite numbers > 0"),
     ("run_shot", "exptimes", "-5 -5 -5", "three finite numbers > 0"),
     ("run_shot", "exptimes", "1e300 1 1", "three finite numbers > 0"),
-    ("decision", "report_interval", "0", "expected a value > 0"),
+    ("decision", "report_interval", "0", "expected above 0 to 3600 s"),
 ]
 
 
@@ -83,7 +83,7 @@ def test_the_same_rules_hold_at_start(option, value):
 
 
 def test_report_interval_zero_at_start():
-    with pytest.raises(ConfigError, match=r"\[decision\] report_interval .*> 0"):
+    with pytest.raises(ConfigError, match=r"\[decision\] report_interval .*expected above 0"):
         Config.load(None, [("decision", "report_interval", "0")])
 
 
