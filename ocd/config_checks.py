@@ -102,16 +102,25 @@ def _int_between(low: int, high: int) -> Callable[[Options, str, str], int]:
 # bound holds for the exposure times of a START (ocd.core.shot_tracker).
 
 
+#: The shortest exposure OCD plans with, s: a shot's length is the sum of
+#: its exposures and the overhead, and 1e-308 s (with no overhead) made
+#: every decision overflow in the look-ahead.
+MIN_EXPTIME = 1.0
+
+
 def _exptimes(config: Options, section: str, option: str) -> list[float]:
-    """Three finite numbers, each > 0 and at most :data:`MAX_EXPTIME` seconds."""
+    """Three finite numbers, each from :data:`MIN_EXPTIME` to :data:`MAX_EXPTIME` seconds."""
     numbers = config.get_float_list(section, option, 3)
     for number in numbers:
-        if not (math.isfinite(number) and 0 < number <= MAX_EXPTIME):
+        if not (math.isfinite(number) and MIN_EXPTIME <= number <= MAX_EXPTIME):
             raise ConfigError(
                 f"{config.where(section, option, config.raw(section, option))}: expected "
-                f"three finite numbers > 0 and at most {MAX_EXPTIME:.0f} s, got {number!r}"
+                f"three finite numbers from {MIN_EXPTIME:g} to {MAX_EXPTIME:.0f} s, got {number!r}"
             )
     return numbers
+
+
+_exptimes.accepts = f"each {MIN_EXPTIME:g} to {MAX_EXPTIME:.0f}"  # type: ignore[attr-defined]
 
 
 #: Placeholders of the shot command templates (shots.md section 3, step 4).

@@ -24,9 +24,11 @@ REFUSED = [
     ("general", "alert_command", "/bin/sh -c 'touch /tmp/owned'", "live: no"),
     ("run_shot", "syscmd_command", "/bin/sh -c id {command}", "live: no"),
     ("run_shot", "dither_command", "/bin/sh -c id", "live: no"),
-    ("run_shot", "exptimes", "nan nan nan", "three finite numbers > 0"),
-    ("run_shot", "exptimes", "-5 -5 -5", "three finite numbers > 0"),
-    ("run_shot", "exptimes", "1e300 1 1", "three finite numbers > 0"),
+    ("run_shot", "exptimes", "nan nan nan", "three finite numbers from 1 to 86400 s"),
+    ("run_shot", "exptimes", "-5 -5 -5", "three finite numbers from 1 to 86400 s"),
+    ("run_shot", "exptimes", "1e300 1 1", "three finite numbers from 1 to 86400 s"),
+    # with overhead 0, every decision overflowed in the look-ahead
+    ("run_shot", "exptimes", "1e-308 1e-308 1e-308", "three finite numbers from 1 to 86400 s"),
     ("decision", "report_interval", "0", "expected above 0 to 3600 s"),
 ]
 
