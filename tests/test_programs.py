@@ -62,6 +62,19 @@ def test_a_missing_program_is_named(tmp_path):
     assert detail == "[run_shot] syscmd_command names 'syscmd', not found on PATH"
 
 
+def test_the_alert_program_is_named_in_the_banner_and_a_missing_one_is_loud(tmp_path):
+    """A missing alert program was found only at the first alert, at night."""
+    from ocd.services.programs import alert_program
+
+    env = {"PATH": str(tmp_path)}
+    assert "alerts only in the log" in alert_program(Config.load(), env)
+    config = Config.load(None, [("general", "alert_command", "page-the-crew --urgent")])
+    assert alert_program(config, env) == ("alert command: [general] alert_command: program "
+                                          "'page-the-crew' NOT FOUND on PATH: ALERTS WILL FAIL")
+    _executable(tmp_path, "page-the-crew", "#!/bin/sh\n")
+    assert alert_program(config, env) == f"alert command: {tmp_path / 'page-the-crew'}"
+
+
 def test_the_python_m_stand_ins_are_recognised():
     config = _config(syscmd_command=f"{sys.executable} -m ocd.sim.syscmd {{switch}} {{command}}",
                      dither_command=f"{sys.executable} -m ocd.sim.dither --exposure {{exposure}}")

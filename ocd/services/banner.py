@@ -37,7 +37,7 @@ def banner_lines(config: Config) -> list[str]:
     """The banner, one line per fact (see the module doc)."""
     from ocd.core.clock import OcdClock
     from ocd.services.obsnum import ObsnumPool
-    from ocd.services.programs import resolve_programs
+    from ocd.services.programs import alert_program, resolve_programs
 
     lines = [f"OCD {__version__} starting (pid {os.getpid()}, Python "
              f"{sys.version.split()[0]}, working directory {os.getcwd()})"]
@@ -70,6 +70,7 @@ def banner_lines(config: Config) -> list[str]:
                                             "NEW: remaining n_obs start afresh"))
     for program in resolve_programs(config):
         lines.append("program " + program.describe())
+    lines.append(alert_program(config))
     clock = OcdClock.from_config(config)
     lines.append(f"clock: [dates] clock = {clock.mode}, OCD's time is the "
                  f"{clock.describe()}; silences and timeouts on the monotonic clock")

@@ -100,6 +100,25 @@ def resolve_programs(config: Config, env: Mapping[str, str] | None = None) -> li
     return out
 
 
+def alert_program(config: Config, env: Mapping[str, str] | None = None) -> str:
+    """``[general] alert_command`` in one line for the banner: none, found, or NOT found.
+
+    It wakes a person when OCD disarms or a shot fails; a missing program was
+    only discovered at the first alert ("alert command failed"), at night.
+    """
+    try:
+        argv = config.get_command("general", "alert_command")
+    except ConfigError as exc:
+        return f"alert command: {exc}"
+    if not argv:
+        return "alert command: none ([general] alert_command is empty: alerts only in the log)"
+    program = resolve_program("[general] alert_command", argv, env)
+    if program.path is None:
+        return (f"alert command: [general] alert_command: program {program.name!r} NOT FOUND on "
+                "PATH: ALERTS WILL FAIL")
+    return f"alert command: {program.path}"
+
+
 def missing_detail(programs: list[Program]) -> str | None:
     """The ``programs_missing`` detail, or None when every program is found."""
     missing = [p for p in programs if p.path is None]
