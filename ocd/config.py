@@ -347,9 +347,10 @@ class Config:
                 if not re.match(r"^(tcp|ipc|inproc|pgm|epgm)://\S+$", url):
                     raise ValueError(f"{url!r} is not a ZeroMQ URL such as tcp://127.0.0.1:5555")
                 port = re.match(r"^tcp://.*:(\d+)$", url)
-                if port and not 0 < int(port.group(1)) < 65536:
+                if port and not 0 <= int(port.group(1)) < 65536:
                     # ZeroMQ takes 99999 modulo 65536 and binds another port than the banner says
-                    raise ValueError(f"{url!r}: port {port.group(1)} is not 1 to 65535")
+                    raise ValueError(f"{url!r}: port {port.group(1)} is not 0 to 65535 "
+                                     "(0: a free port)")
             return urls
 
         return self.convert(section, option, "a list of ZeroMQ URLs", convert)

@@ -44,6 +44,16 @@ def remove_trouble_listener(listener: Callable[[str], None]) -> None:
         _trouble_listeners.remove(listener)
 
 
+def open_for_append(path: str | os.PathLike[str]) -> int:
+    """The descriptor a JSON log writes to (appending, created 0644 when missing).
+
+    Raises ``OSError`` (a folder, a missing folder, no permission); ``ocd run``
+    and ``twistd ocd`` open it once before they start
+    (:func:`ocd.commands.run.check_start_files`) to refuse such a file in one line.
+    """
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
 @implementer(ILogObserver)
 class JsonLogFile:
     """An observer writing one JSON record per event to ``path`` (appending).
@@ -57,7 +67,7 @@ class JsonLogFile:
         self.path = Path(path)
         self._write = write
         self._log = log if log is not None else Logger(namespace="ocd.json_log")
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = open_for_append(self.path)
         self.failing: str | None = None  # the reason, while writes fail
         self.lost = 0
         self.failures = 0

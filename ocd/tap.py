@@ -7,9 +7,11 @@ texts), and ``makeService`` calls the same builder as ``ocd run``
 chooses it later.
 
 As ``ocd run``: a ``--config FILE`` that does not exist, any other
-configuration error, or a URL that OCD must bind and cannot is one line on
-the terminal (and in ``--logfile``) and exit status 2, no traceback. The
-URLs are tried before twistd forks, so a daemon reports it too. Logging is
+configuration error, a file OCD writes that cannot be used
+(:func:`ocd.start_files.check_start_files`), or a URL that OCD must bind
+and cannot is one line on the terminal (and in ``--logfile``) and exit
+status 2, no traceback. The files and URLs are tried before twistd forks,
+so a daemon reports it too. Logging is
 twistd's (``--logfile``, ``--syslog``), filtered by ``[general] log_level``
 and copied to ``[general] json_log`` (:func:`ocd.logs.with_config`).
 """
@@ -125,10 +127,12 @@ def makeService(options: Options):
     """The service tree of ``ocd run``; a bad configuration stops twistd with why."""
     from twisted.internet import reactor  # twistd has installed its choice by now
 
+    from ocd.start_files import check_start_files, json_log_error
     from ocd.config import ConfigError
 
     try:
         config = load_config(options)
+        check_start_files(config)  # the files OCD writes, as ``ocd run`` does
     except ConfigError as exc:  # before the service tree is even imported
         _fail(options, f"configuration error: {exc}")
 
@@ -140,10 +144,13 @@ def makeService(options: Options):
         use_monotonic_clock(reactor)  # before anything is scheduled
         service = build(config, reactor, daemon=True, program="twistd ocd")
         probe_binds(config)
-        service.log_observer = _log_observer(options, config)
     except (ConfigError, BindError) as exc:
         kind = "configuration error: " if isinstance(exc, ConfigError) else ""
         _fail(options, f"{kind}{exc}")
+    try:
+        service.log_observer = _log_observer(options, config)
+    except OSError as exc:  # the JSON log: checked above, so this is what changed since
+        _fail(options, f"configuration error: {json_log_error(config, exc)}")
     return service
 
 

@@ -173,7 +173,7 @@ def test_unknown_override_is_an_error_naming_it(section, option, words):
         ("scheduler", "half_width", "1e308", "expected above 0 to 90 deg"),
         ("database", "first_obsnum", str(10**30), "expected an integer from 0 to 2147483647"),
         ("database", "timeout", "1e308", "expected above 0 to 3600 s"),
-        ("urls", "ocd_config", "tcp://127.0.0.1:99999", "port 99999 is not 1 to 65535"),
+        ("urls", "ocd_config", "tcp://127.0.0.1:99999", "port 99999 is not 0 to 65535"),
         ("dates", "mock_time", "1e308", "is not a time from 1970 to 2199"),
         # a template that cannot be filled failed every shot of the night (and
         # disarmed OCD); a format spec or conversion is tried at start

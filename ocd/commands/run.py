@@ -8,8 +8,10 @@ once, ending a running shot's programs and sending its FINISH. The services
 stop before the reactor does (sockets closed, with LINGER so a last event
 still leaves); the exit status is then 0. A configuration error, a
 ``--config`` file that does not exist, or a URL that cannot be bound is one
-line and exit status 2. The reactor's clock is made monotonic first
-(:func:`ocd.app.use_monotonic_clock`).
+line and exit status 2; so is a file OCD writes that cannot be used
+(``[general] json_log`` and ``night_log``, ``[database] sqlite_file``:
+:func:`ocd.start_files.check_start_files`, before the service tree is built).
+The reactor's clock is made monotonic first (:func:`ocd.app.use_monotonic_clock`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from ocd.cli import EXIT_OK, EXIT_USAGE
 from ocd.config import Config, ConfigError
-
+from ocd.start_files import check_start_files, json_log_error
 
 def main(args: argparse.Namespace, config: Config) -> int:
     from ocd.services.channels import StartFailed
@@ -30,6 +32,7 @@ def main(args: argparse.Namespace, config: Config) -> int:
         config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop")
         config.get_url_at("ocd_run_shot", "run", "n_ocd_run_shot")
         telescope_source(config)
+        check_start_files(config)
     except ConfigError as exc:
         print(f"ocd run: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -49,7 +52,12 @@ def main(args: argparse.Namespace, config: Config) -> int:
         except ConfigError as exc:
             print(f"ocd run: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        start_logging(config, program="ocd run")
+        try:
+            start_logging(config, program="ocd run")
+        except OSError as exc:  # checked above; this is what changed since
+            print(f"ocd run: configuration error: {json_log_error(config, exc)}",
+                  file=sys.stderr)
+            return EXIT_USAGE
         try:
             service.startService()
         except StartFailed:

@@ -103,14 +103,18 @@ def open_night_log(path: str | Path) -> sqlite3.Connection:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # WAL + NORMAL: a committed row survives a crash of OCD; a power cut may
-    # lose the last rows but never leaves a broken file.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=2000")
-    conn.executescript(SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                 (SCHEMA_VERSION,))
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a committed row survives a crash of OCD; a power cut may
+        # lose the last rows but never leaves a broken file.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=2000")
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                     (SCHEMA_VERSION,))
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -142,7 +146,14 @@ class NightLog(Service):
 
     # -- lifecycle ------------------------------------------------------------
     def startService(self) -> None:
-        self.conn = open_night_log(self.path)
+        try:
+            self.conn = open_night_log(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            # One line naming the option: ``ocd run`` and ``twistd ocd`` stop (exit 2).
+            from ocd.config import ConfigError
+
+            raise ConfigError(f"[general] night_log = {str(self.path)!r}: cannot be opened "
+                              f"for writing: {sqlite_problem(exc)}") from None
         self._last_decision = None
         self.run_id = None
         self.run_id = self.write(OCD, "start", reason=f"{self.program} (pid {os.getpid()})")

@@ -164,7 +164,8 @@ class ObsnumPool(Service):
         self.first_obsnum = config.get_int("database", "first_obsnum")
         self.timeout = config.get_float("database", "timeout")
         if self.timeout <= 0:
-            raise ConfigError("[database] timeout must be > 0")
+            where = config.where("database", "timeout", config.raw("database", "timeout"))
+            raise ConfigError(f"{where}: expected a value > 0 (seconds)")
         self.host = config.get_str("database", "host")
         self.port = config.get_int("database", "port")
         self.user = config.get_str("database", "user")
@@ -172,7 +173,9 @@ class ObsnumPool(Service):
         self.database = config.get_str("database", "database")
         self.sqlite_file = config.get_path("database", "sqlite_file")
         if self.backend == "sqlite" and self.sqlite_file is None:
-            raise ConfigError("[database] sqlite_file is empty but backend = sqlite")
+            where = config.where("database", "sqlite_file", config.raw("database", "sqlite_file"))
+            raise ConfigError(f"{where}: empty, but [database] backend = sqlite needs a file "
+                              "for the observation numbers")
         self.lock_name = f"ocd_obsnum.{self.database}.{self.table}"[:64]
         #: Result of the last try (True before the first one).
         self.available = True
@@ -215,7 +218,12 @@ class ObsnumPool(Service):
         extra: dict[str, Any] = {"cp_reactor": self.reactor}
         if self.backend == "sqlite":
             assert self.sqlite_file is not None
-            self.sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+            folder = self.sqlite_file.parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # one line naming the option: OCD stops (exit 2)
+                raise ConfigError(f"[database] sqlite_file = {str(self.sqlite_file)!r}: cannot "
+                                  f"create its folder {folder}: {exc.strerror or exc}") from None
             return adbapi.ConnectionPool(
                 "sqlite3", str(self.sqlite_file), timeout=self.timeout,
                 isolation_level=None, check_same_thread=False,
