@@ -349,3 +349,22 @@ def test_run_shot_c_is_refused_while_a_shot_runs_and_the_loop_says_who(ocd):
         globalLogPublisher.removeObserver(observer)
         client.close()
         bus.close()
+
+
+@pytest.mark.parametrize("option, own", [
+    ("ocd_allow_hetdex", "ocd_run_shot"), ("ocd_config", "ocd_main_loop"),
+    ("event_urls", "ocd_main_loop"),
+])
+def test_a_url_another_program_binds_may_not_be_one_ocd_binds(option, own):
+    """OCD started with ocd_allow_hetdex = its own ocd_run_shot URL, and then
+    `ocd allow_hetdex` could never bind it: OCD could never be armed."""
+    from ocd.config import Config, ConfigError
+    from ocd.services.main_loop import telescope_source
+
+    config = Config.load(None, [])
+    url = config.get_urls("urls", own)[0]
+    bad = Config.load(None, [("urls", option, url)])
+    with pytest.raises(ConfigError) as refused:
+        telescope_source(bad)
+    assert f"[urls] {option} {url} is the URL OCD binds itself for [urls] {own}" in str(refused.value)
+    telescope_source(config)  # the master's URLs are apart

@@ -42,8 +42,29 @@ _RECEIVED = {kind: f"received.{kind.value}" for kind in UrlKind}
 _TELESCOPE = frozenset(kind for kind in UrlKind if kind.is_telescope)
 
 
+def check_own_urls(config: Config) -> None:
+    """Refuse a URL that another program must bind when it is one OCD binds itself.
+
+    ``ocd run`` binds ``ocd_main_loop`` and its ``ocd_run_shot``; the TCS, ``ocd
+    db_replay``, ``ocd allow_hetdex`` and ``ocd config send`` bind theirs. Given
+    one of OCD's own, OCD started and then could never be armed or reconfigured
+    (the command's bind failed: "address already in use").
+    """
+    own = {config.get_url_at("ocd_main_loop", "run", "n_ocd_main_loop"): "ocd_main_loop",
+           config.get_url_at("ocd_run_shot", "run", "n_ocd_run_shot"): "ocd_run_shot"}
+    for option in ("event_urls", "ocd_db_replay", "ocd_allow_hetdex", "ocd_config"):
+        for url in config.get_urls("urls", option):
+            if url in own:
+                raise ConfigError(
+                    f"[urls] {option} {url} is the URL OCD binds itself for [urls] "
+                    f"{own[url]}: {option} names where another program binds; give "
+                    "another port")
+
+
 def telescope_source(config: Config) -> tuple[UrlKind, list[str]]:
-    """Which telescope URLs ``ocd run`` connects to; both given is an error."""
+    """Which telescope URLs ``ocd run`` connects to; both given is an error, and
+    so is a URL of OCD's own (:func:`check_own_urls`)."""
+    check_own_urls(config)
     tcs = config.get_urls("urls", "event_urls")
     replay = config.get_urls("urls", "ocd_db_replay")
     if tcs and replay:
