@@ -199,3 +199,20 @@ def test_the_sample_systemd_unit():
     path = settings["Environment"].removeprefix("PATH=").split(":")
     assert path and not [p for p in path if "venv" in p or "ocd" in p]
     assert "twistd -n" in settings["ExecStart"]
+
+
+def test_the_banner_says_when_the_shuffle_folder_or_the_acam_folder_is_missing(tmp_path):
+    """Both were found only when the first shot's set-up failed (and disarmed OCD)."""
+    from ocd.config import Config
+    from ocd.services.banner import banner_lines
+
+    missing = tmp_path / "no-such"
+    lines = banner_lines(Config.load(None, [("paths", "shuffle_shot", str(missing)),
+                                            ("paths", "acam_dest_file", str(missing / "a.fits"))]))
+    assert f"shuffle files: {missing} (MISSING: every shot fails at its set-up)" in lines
+    assert (f"ACAM image copied to: {missing / 'a.fits'} (its folder is MISSING: every shot "
+            "fails at its set-up)") in lines
+    lines = banner_lines(Config.load(None, [("paths", "shuffle_shot", str(tmp_path)),
+                                            ("paths", "acam_dest_file", str(tmp_path / "a.fits"))]))
+    assert f"shuffle files: {tmp_path}" in lines
+    assert f"ACAM image copied to: {tmp_path / 'a.fits'}" in lines

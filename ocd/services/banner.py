@@ -68,6 +68,13 @@ def banner_lines(config: Config) -> list[str]:
                                        "MISSING: no shots until it appears"))
     lines.append("state database: " + _path(config.get_path("shots", "state_db"),
                                             "NEW: remaining n_obs start afresh"))
+    lines.append("shuffle files: " + _path(config.get_path("paths", "shuffle_shot") or Path("."),
+                                            "MISSING: every shot fails at its set-up"))
+    acam = config.get_path("paths", "acam_dest_file")
+    if acam is not None:
+        lines.append(f"ACAM image copied to: {os.path.abspath(acam)}"
+                     + ("" if os.path.isdir(os.path.dirname(os.path.abspath(acam)))
+                        else " (its folder is MISSING: every shot fails at its set-up)"))
     for program in resolve_programs(config):
         lines.append("program " + program.describe())
     lines.append(alert_program(config))
