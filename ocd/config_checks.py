@@ -204,10 +204,6 @@ def _INT(config: Options, section: str, option: str) -> int:
     return config.get_int(section, option)
 
 
-def _FLOAT(config: Options, section: str, option: str) -> float:
-    return config.get_float(section, option)
-
-
 def _BOOL(config: Options, section: str, option: str) -> bool:
     return config.get_bool(section, option)
 

@@ -76,7 +76,7 @@ def counts(shot_list):
 
 @pytest.mark.timeout(10)
 def test_a_fifo_is_refused_without_waiting_for_a_writer(fifo):
-    with pytest.raises(ShotListError, match="is a FIFO, not a regular file") as caught:
+    with pytest.raises(ShotListError, match=r"is a FIFO \(named pipe\), not a regular file") as caught:
         parse_shot_file(fifo)
     assert caught.value.name == str(fifo) and str(caught.value).startswith(f"{fifo}: ")
 
@@ -132,7 +132,7 @@ def test_a_fifo_in_place_of_the_shot_file_keeps_the_last_good_list(tmp_path, set
     os.mkfifo(path)  # the file becomes a FIFO during the night
     assert shots.file_changed(path)
     problem = shots.read(path, settings)
-    assert problem == f"shot file rejected: {path}: is a FIFO, not a regular file"
+    assert problem == f"shot file rejected: {path}: is a FIFO (named pipe), not a regular file"
     assert counts(shots) == good and shots.have_good_list
     assert counters.get("shot_file.rejected") == 1
 

@@ -170,7 +170,7 @@ def check_output(output: str) -> str | None:
     if os.path.isdir(output):
         return f"{path} is a folder: give a file name, e.g. night.db"
     if os.path.exists(output) and not os.path.isfile(output):
-        from ocd.sim.night import file_kind
+        from ocd.core.file_kinds import file_kind
 
         return (f"{path} is {file_kind(os.stat(output).st_mode)}, not a regular file: give a new "
                 "file name, or a regular file to replace")

@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Callable, Mapping
+
+from ocd.core.file_kinds import file_kind
 
 METADATA_COLUMNS: tuple[str, ...] = (
     "QIDX", "QPROG", "QOBJECT", "QIFU", "QRA", "QDEC", "QEQUINOX", "QPMRA", "QPMDEC", "QEPOCH",
@@ -224,16 +225,6 @@ def parse_shot_text(text: str, name: str = "<text>") -> list[Shot]:
 #: memory runs out, with the reactor (and so SIGTERM) blocked meanwhile.
 MAX_SHOT_FILE_BYTES = 16 * 1024 * 1024
 
-#: What a path that is not a regular file is, for the message that refuses it.
-_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
-    (stat.S_ISDIR, "is a folder"),
-    (stat.S_ISFIFO, "is a FIFO"),
-    (stat.S_ISCHR, "is a character device"),
-    (stat.S_ISBLK, "is a block device"),
-    (stat.S_ISSOCK, "is a socket"),
-)
-
-
 def _size_text(size: int) -> str:
     """``16 MB`` rather than ``16777216 bytes``, where it is whole."""
     mb = 1024 * 1024
@@ -247,12 +238,8 @@ def _not_regular(mode: int) -> str | None:
     ``open`` even) until a writer comes, and a character device such as
     ``/dev/zero`` or ``/dev/full`` never ends.
     """
-    if stat.S_ISREG(mode):
-        return None
-    for test, kind in _KINDS:
-        if test(mode):
-            return f"{kind}, not a regular file"
-    return "is not a regular file"
+    kind = file_kind(mode)
+    return None if kind is None else f"is {kind}, not a regular file"
 
 
 def _check_kind(name: str, mode: int, size: int, limit: int) -> None:

@@ -19,13 +19,13 @@ import math
 import os
 import random
 import sqlite3
-import stat
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date as Date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from ocd.core.file_kinds import file_kind
 from ocd.sim import DEFAULT_DATE  # noqa: F401  (re-exported: the one default)
 from ocd.sim.cache import cache_dir
 from ocd.sim.limits import MAX_EVENTS, MAX_HOURS
@@ -400,19 +400,10 @@ def check_replaceable(path: Path) -> None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:  # nothing there (or a link to nothing): nothing is lost
         return
-    if not stat.S_ISREG(mode):
-        raise OSError(0, f"is {file_kind(mode)}, not a regular file: only a regular file "
+    kind = file_kind(mode)
+    if kind is not None:
+        raise OSError(0, f"is {kind}, not a regular file: only a regular file "
                          "is replaced", str(path))
-
-
-def file_kind(mode: int) -> str:
-    """What a file of this ``st_mode`` is, as a person says it."""
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def _write(path: Path, rows: Iterator[Row], counts: dict[str, int]) -> int:
