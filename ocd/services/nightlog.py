@@ -37,6 +37,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from ocd.core.events import Event
+from ocd.core.site import HET_LONGITUDE
 from ocd.core.topics import ArmingTransition, Blocker, ExecStatus, MachineName, ShotTransition, Topic
 from ocd.services.sqlite_errors import sqlite_problem
 
@@ -78,7 +79,7 @@ SHOT_TOPICS = {Topic.RUN_SHOT_RUN: "run", Topic.RUN_SHOT_SETUP: "setup_telescope
                Topic.RUN_SHOT_EXPOSURE: "exposure"}
 
 #: The HET's longitude in hours: a night runs from local mean noon to noon.
-_HET_LONGITUDE_HOURS = -104.014722 / 15.0
+_HET_LONGITUDE_HOURS = HET_LONGITUDE / 15.0
 
 
 def night_of(epoch: float) -> str:
