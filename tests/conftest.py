@@ -277,7 +277,7 @@ class SimulatedNight:
 
     plan: Any  # ocd.sim.simulate.NightPlan
     expected: Any  # ocd.core.plan.NightPlan: what ``ocd plan`` says of the same night
-    report: Any  # ocd.services.nightlog.NightReport
+    report: Any  # ocd.services.night_report.NightReport
     out: str  # what run_night wrote, narration included
     hours: float  # the replayed slice, from sunset
 

@@ -13,7 +13,8 @@ import pytest
 
 from ocd.cli import main as ocd_main
 from ocd.core.events import make_event
-from ocd.services.nightlog import NightLog, build_report, load_night, night_of
+from ocd.services.night_report import build_report, load_night
+from ocd.services.nightlog import NightLog, night_of
 from conftest import stopped
 
 T = 1740106800.0  # 2025-02-21 03:00:00 UTC: the night of 2025-02-20 at the HET

@@ -18,7 +18,8 @@ from twisted.internet.task import Clock
 
 from ocd.config import Config
 from ocd.core.events import UrlKind, event_from_payload, make_payload
-from ocd.services.nightlog import NightLog, build_report, load_night
+from ocd.services.night_report import build_report, load_night
+from ocd.services.nightlog import NightLog
 from ocd.services.orchestrator import Orchestrator
 from ocd.services.shadow_compare import compare_shadow
 from ocd.sim.shotlist import make_sample_shots, shot_list_text

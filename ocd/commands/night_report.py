@@ -41,7 +41,7 @@ def report_text(path: Any, night: str | None, picture: Any = None) -> tuple[int,
 
     A night log that is missing or damaged is exit 2 with one line naming it.
     """
-    from ocd.services.nightlog import NightLogError, build_report, load_night, nights_in
+    from ocd.services.night_report import NightLogError, build_report, load_night, nights_in
 
     try:
         night, rows = load_night(path, night)

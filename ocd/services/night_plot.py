@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ocd.core.topics import BLOCKERS
-from ocd.services.nightlog import NightReport
+from ocd.services.night_report import NightReport
 
 if TYPE_CHECKING:
     from ocd.core.plan import NightPlan

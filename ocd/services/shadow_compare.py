@@ -12,14 +12,15 @@ crew ran (``ocd run_shot -e``). Along the night's time line:
   without ``daylight`` and ``shutter_closed``.
 
 Agreement is the share of that time where both say the same (observe now,
-or wait). Pure: a :class:`ocd.services.nightlog.NightReport` in, numbers out.
+or wait). Pure: a :class:`ocd.services.night_report.NightReport` in, numbers out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ocd.services.nightlog import OBSERVING, NightReport, utc_clock
+from ocd.services.night_report import NightReport
+from ocd.services.nightlog import OBSERVING, utc_clock
 
 #: Blockers that take a moment out of the compared (dark, open-shutter) time.
 NOT_COMPARED = ("daylight", "shutter_closed")

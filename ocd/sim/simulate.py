@@ -25,7 +25,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ocd.config import Config
-from ocd.services.nightlog import NightReport, build_report, load_night
+from ocd.services.night_report import NightReport, build_report, load_night
 from ocd.sim.ports import free_url
 
 log = Logger(namespace="ocd.simulate")
