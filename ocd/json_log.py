@@ -49,7 +49,7 @@ def open_for_append(path: str | os.PathLike[str]) -> int:
 
     Raises ``OSError`` (a folder, a missing folder, no permission); ``ocd run``
     and ``twistd ocd`` open it once before they start
-    (:func:`ocd.commands.run.check_start_files`) to refuse such a file in one line.
+    (:func:`ocd.start_files.check_start_files`) to refuse such a file in one line.
     """
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
